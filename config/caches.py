@@ -1,0 +1,70 @@
+"""Build the CACHES setting: Redis when a URL is given, in-process otherwise."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_CACHE_ALIAS = "default"
+SESSION_CACHE_ALIAS = "sessions"
+
+# Redis sits next to the shop; a request must not hang on it. An unreachable
+# Redis costs at most these, and the session falls back to PostgreSQL.
+REDIS_CONNECT_TIMEOUT = 0.25
+REDIS_SOCKET_TIMEOUT = 0.5
+REDIS_MAX_CONNECTIONS = 50
+
+
+def redis_db_number(url: str) -> int:
+    """Return the database number a redis:// URL selects (0 when none)."""
+    path = urlsplit(url).path.strip("/")
+    return int(path) if path else 0
+
+
+def with_redis_db(url: str, db: int) -> str:
+    """Return ``url`` selecting Redis database ``db``."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+
+def redis_cache(url: str, *, ignore_exceptions: bool, serializer: str | None = None) -> dict[str, Any]:
+    """Return one django-redis cache definition."""
+    options: dict[str, Any] = {
+        "CLIENT_CLASS": "django_redis.client.DefaultClient",
+        "PARSER_CLASS": "redis.connection._HiredisParser",
+        "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT,
+        "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+        "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_MAX_CONNECTIONS},
+        "IGNORE_EXCEPTIONS": ignore_exceptions,
+    }
+    if serializer:
+        options["SERIALIZER"] = serializer
+    return {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "OPTIONS": options}
+
+
+def build_caches(redis_url: str, *, session_db: int | None = None) -> dict[str, dict[str, Any]]:
+    """Return CACHES with a general cache and a session cache on its own database.
+
+    The session cache lives on a Redis database of its own so that clearing the
+    general cache (FLUSHDB) never logs anyone out.
+    """
+    if not redis_url:
+        return {
+            DEFAULT_CACHE_ALIAS: {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "default"},
+            SESSION_CACHE_ALIAS: {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "sessions"},
+        }
+    if session_db is None:
+        session_db = redis_db_number(redis_url) + 1
+    return {
+        DEFAULT_CACHE_ALIAS: redis_cache(redis_url, ignore_exceptions=False),
+        SESSION_CACHE_ALIAS: redis_cache(
+            with_redis_db(redis_url, session_db),
+            # Stock cached_db calls the cache unguarded (the re-cache after a
+            # database read, exists, delete); without this a Redis outage would
+            # fail the request instead of falling back to PostgreSQL.
+            ignore_exceptions=True,
+            # django-redis defaults to pickle: anyone able to write to Redis
+            # could then run code in the shop. Sessions hold JSON-safe data only.
+            serializer="django_redis.serializers.json.JSONSerializer",
+        ),
+    }

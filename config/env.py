@@ -1,0 +1,26 @@
+"""Read the process environment: the one place the shop does.
+
+Every variable is documented in the README's configuration table. Values are
+read once at import; the settings modules and ``gunicorn.conf.py`` decide what
+an unset value means for them.
+"""
+
+from __future__ import annotations
+
+import environ
+
+_env = environ.Env()
+
+DATABASE_URL: str = _env.str("DATABASE_URL", default="")
+REDIS_URL: str = _env.str("REDIS_URL", default="")
+# Redis database number of the session cache; defaults to REDIS_URL's number + 1.
+REDIS_SESSION_DB: int | None = _env.int("REDIS_SESSION_DB", default=None)
+SECRET_KEY: str = _env.str("SECRET_KEY", default="")
+DEBUG: bool | None = _env.bool("DEBUG", default=None)
+ALLOWED_HOSTS: list[str] = _env.list("ALLOWED_HOSTS", default=[])
+CSRF_TRUSTED_ORIGINS: list[str] = _env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# TLS is terminated in front of the shop: redirect to https, secure cookies, HSTS.
+HTTPS: bool | None = _env.bool("HTTPS", default=None)
+LOG_LEVEL: str = _env.str("LOG_LEVEL", default="INFO").upper()
+PORT: int = _env.int("PORT", default=8000)
+WEB_CONCURRENCY: int = _env.int("WEB_CONCURRENCY", default=2)

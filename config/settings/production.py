@@ -1,0 +1,36 @@
+"""Settings for the stateless containers that serve the shop."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+from config import env
+
+# Checked before the base settings load, so a missing variable is the error shown.
+if not env.SECRET_KEY:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set. Production refuses to start without it: set SECRET_KEY to a long "
+        "random string (python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+    )
+if not env.DATABASE_URL:
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set. Production keeps sessions and orders in PostgreSQL, never "
+        "inside the container: set DATABASE_URL=postgres://user:password@host:5432/name."
+    )
+
+from .base import *  # noqa: E402, F403
+
+DEBUG = bool(env.DEBUG)
+
+# --- HTTPS ------------------------------------------------------------------------------
+# TLS ends at the load balancer, which says so in X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+_https = True if env.HTTPS is None else env.HTTPS
+SECURE_SSL_REDIRECT = _https
+# Probes call the container directly over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
+SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365 if _https else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _https
+SECURE_HSTS_PRELOAD = _https

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from config.caches import SESSION_CACHE_ALIAS, build_caches, redis_db_number, with_redis_db
+
+
+def test_without_redis_url_both_caches_are_in_process():
+    caches = build_caches("")
+
+    assert {c["BACKEND"] for c in caches.values()} == {"django.core.cache.backends.locmem.LocMemCache"}
+    assert caches["default"]["LOCATION"] != caches[SESSION_CACHE_ALIAS]["LOCATION"]
+
+
+def test_session_cache_defaults_to_the_next_redis_database():
+    caches = build_caches("redis://cache.internal:6379/4")
+
+    assert caches["default"]["LOCATION"] == "redis://cache.internal:6379/4"
+    assert caches[SESSION_CACHE_ALIAS]["LOCATION"] == "redis://cache.internal:6379/5"
+
+
+def test_session_database_can_be_chosen():
+    caches = build_caches("redis://cache.internal:6379", session_db=9)
+
+    assert redis_db_number(caches["default"]["LOCATION"]) == 0
+    assert redis_db_number(caches[SESSION_CACHE_ALIAS]["LOCATION"]) == 9
+
+
+def test_session_cache_swallows_errors_and_stores_json():
+    options = build_caches("redis://127.0.0.1:6379/0")[SESSION_CACHE_ALIAS]["OPTIONS"]
+
+    assert options["IGNORE_EXCEPTIONS"] is True
+    assert options["SERIALIZER"] == "django_redis.serializers.json.JSONSerializer"
+    assert options["SOCKET_CONNECT_TIMEOUT"] <= 0.5
+    assert options["SOCKET_TIMEOUT"] <= 1
+
+
+def test_with_redis_db_keeps_credentials_and_query():
+    url = with_redis_db("redis://:secret@host:6380/2?ssl_cert_reqs=none", 7)
+
+    assert url == "redis://:secret@host:6380/7?ssl_cert_reqs=none"

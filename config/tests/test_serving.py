@@ -1,0 +1,74 @@
+"""gunicorn serves the shop as the container does: static files, workers, SIGTERM."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+
+import pytest
+import requests
+
+from harness.server import BASE_DIR, ShopServer, production_env
+
+
+@pytest.fixture
+def server(test_database_url, collected_static, transactional_db):
+    shop = ShopServer(production_env(DATABASE_URL=test_database_url), workers=3).start()
+    yield shop
+    shop.stop()
+
+
+def test_static_files_have_hashed_names_and_are_compressed(server):
+    page = requests.get(server.url, timeout=5)
+    match = re.search(r'href="(/static/css/site\.[0-9a-f]{12}\.css)"', page.text)
+    assert match, page.text
+
+    css = requests.get(server.url + match.group(1), headers={"Accept-Encoding": "gzip"}, timeout=5)
+
+    assert css.status_code == 200
+    assert css.headers["Content-Encoding"] == "gzip"
+    assert "immutable" in css.headers["Cache-Control"]
+
+
+def test_gunicorn_binds_port_and_runs_web_concurrency_workers(server):
+    children = subprocess.run(
+        ["ps", "--ppid", str(server.process.pid), "-o", "pid="], capture_output=True, text=True
+    ).stdout.split()
+
+    assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
+    assert len(children) == 3
+
+
+def test_sigterm_exits_cleanly(server):
+    assert server.stop(signal.SIGTERM) == 0
+
+
+def test_serving_writes_nothing_outside_memory(test_database_url, collected_static, transactional_db, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    status = ["git", "status", "--porcelain", "--ignored"]
+    before = subprocess.run(status, cwd=BASE_DIR, capture_output=True, text=True).stdout
+    shop = ShopServer(production_env(DATABASE_URL=test_database_url, HOME=str(home), PYTHONDONTWRITEBYTECODE="1"))
+    shop.start()
+    try:
+        for path in ("/", "/healthz", "/readyz", "/admin/login/"):
+            assert requests.get(shop.url + path, timeout=5).status_code == 200
+    finally:
+        shop.stop()
+
+    assert list(home.iterdir()) == []  # no control socket or other files under $HOME
+    assert subprocess.run(status, cwd=BASE_DIR, capture_output=True, text=True).stdout == before
+
+
+def test_dockerfile_builds_a_slim_non_root_image_that_runs_gunicorn():
+    text = (BASE_DIR / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM (\S+)", text, re.M)
+    user = re.findall(r"^USER (\S+)", text, re.M)
+
+    assert stages and all(image.startswith("python:3.11-slim") for image in stages)
+    assert user == ["shop"]
+    assert text.index("COPY requirements.txt") < text.index("COPY --chown=root:root . .")
+    assert "collectstatic --noinput" in text
+    assert "manage.py migrate" not in text
+    assert re.search(r'^CMD \["gunicorn", "-c", "config/gunicorn.conf.py"\]', text, re.M)

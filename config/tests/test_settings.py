@@ -1,0 +1,81 @@
+"""Settings come from the environment; production refuses unsafe defaults."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from harness.server import BASE_DIR, TEST_SECRET_KEY
+
+SERVICE_VARIABLES = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "HTTPS")
+
+
+def manage(*args: str, settings: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env={**clean, "DJANGO_SETTINGS_MODULE": settings, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_refuses_to_start_without_secret_key():
+    result = manage("check", settings="config.settings.production", DATABASE_URL="postgres://u@db/shop")
+
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_production_refuses_to_start_without_database_url():
+    result = manage("check", settings="config.settings.production", SECRET_KEY=TEST_SECRET_KEY)
+
+    assert result.returncode != 0
+    assert "DATABASE_URL is not set" in result.stderr
+
+
+def test_check_deploy_has_no_warnings_with_production_environment():
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        settings="config.settings.production",
+        SECRET_KEY=TEST_SECRET_KEY,
+        DATABASE_URL="postgres://shop:pw@db.internal:5432/shop",
+        REDIS_URL="redis://cache.internal:6379/0",
+        ALLOWED_HOSTS="shop.example.com",
+        CSRF_TRUSTED_ORIGINS="https://shop.example.com",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_embedded_default_is_sqlite_and_in_process_cache():
+    code = (
+        "from django.conf import settings as s;"
+        "print(s.DATABASES['default']['ENGINE']);"
+        "print(s.DATABASES['default']['NAME']);"
+        "print(sorted({c['BACKEND'] for c in s.CACHES.values()}));"
+        "print(s.SESSION_ENGINE, s.SESSION_CACHE_ALIAS)"
+    )
+    result = manage("shell", "--no-imports", "-c", code, settings="config.settings.local")
+
+    assert result.returncode == 0, result.stderr
+    engine, name, backends, sessions = result.stdout.strip().splitlines()
+    assert engine == "django.db.backends.sqlite3"
+    assert name == str(BASE_DIR / "data" / "db.sqlite3")
+    assert backends == "['django.core.cache.backends.locmem.LocMemCache']"
+    assert sessions == "django.contrib.sessions.backends.cached_db sessions"
+
+
+def test_redis_url_selects_django_redis_for_both_caches():
+    code = "from django.conf import settings as s; print(sorted({c['BACKEND'] for c in s.CACHES.values()}))"
+    result = manage("shell", "--no-imports", "-c", code, settings="config.settings.local", REDIS_URL="redis://127.0.0.1:6379/3")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['django_redis.cache.RedisCache']"

@@ -1,0 +1,14 @@
+"""Route the shop's URLs."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from config import health
+
+urlpatterns = [
+    # Normally answered by HealthCheckMiddleware; routed too so reverse() works.
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("", include("shop.urls")),
+]

@@ -1,0 +1,40 @@
+"""Share fixtures for real servers across every app's tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from harness.server import collectstatic, production_env
+from harness.services import RedisServer, private_redis
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """Run a private Redis server this test may stop, pause or flush."""
+    with private_redis() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def collected_static() -> None:
+    """Collect static files once, as the container image build does."""
+    collectstatic(production_env(DATABASE_URL="postgres://unused@127.0.0.1:1/unused"))
+
+
+def database_url(settings_dict: dict) -> str:
+    """Return a postgres:// URL for a Django database settings dict."""
+    user = settings_dict.get("USER") or "postgres"
+    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def test_database_url(django_db_setup, django_db_blocker) -> str:
+    """Return the URL of the test database, for servers running outside pytest."""
+    from django.db import connection
+
+    return database_url(connection.settings_dict)
