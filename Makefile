@@ -20,6 +20,7 @@ $(VENV)/.test-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 ## run: install, migrate and serve the shop at http://127.0.0.1:$(PORT)
 run: $(VENV)/.run-deps
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_shop --if-empty
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 ## test: install, make sure PostgreSQL and Redis answer, run the whole suite

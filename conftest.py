@@ -38,3 +38,31 @@ def test_database_url(django_db_setup, django_db_blocker) -> str:
     from django.db import connection
 
     return database_url(connection.settings_dict)
+
+
+@pytest.fixture
+def category(db):
+    from shop.models import Category
+
+    return Category.objects.create(name="Garden", slug="garden")
+
+
+@pytest.fixture
+def make_product(db, category):
+    """Return a factory of products in one category, with sensible defaults."""
+    from decimal import Decimal
+
+    from shop.models import Product
+
+    counter = iter(range(1, 10_000))
+
+    def make(**fields):
+        n = next(counter)
+        fields.setdefault("name", f"Product {n}")
+        fields.setdefault("slug", f"product-{n}")
+        fields.setdefault("price", Decimal("9.99"))
+        fields.setdefault("stock", 10)
+        fields.setdefault("category", category)
+        return Product.objects.create(**fields)
+
+    return make

@@ -1,9 +1,124 @@
-"""Render the shop's pages."""
+"""Render the catalogue, the checkout and orders."""
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from cart.cart import Cart
+from shop import selectors
+from shop.forms import CheckoutForm
+from shop.models import Category, Product
+from shop.recently_viewed import recently_viewed_add, recently_viewed_ids
+from shop.services import CheckoutError, Customer, order_place, session_order_ids
+
+PRODUCTS_PER_PAGE = 24
 
 
+def _page(request: HttpRequest, products) -> object:
+    return Paginator(products, PRODUCTS_PER_PAGE).get_page(request.GET.get("page"))
+
+
+def _recently_viewed(request: HttpRequest, *, exclude: int | None = None) -> list[Product]:
+    ids = [i for i in recently_viewed_ids(request.session) if i != exclude]
+    return selectors.products_in_order(ids=ids) if ids else []
+
+
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """Render the shop's front page."""
-    return render(request, "shop/home.html")
+    return render(
+        request,
+        "shop/home.html",
+        {
+            "categories": selectors.category_list(),
+            "page": _page(request, selectors.product_list()),
+            "recently_viewed": _recently_viewed(request),
+        },
+    )
+
+
+@require_GET
+def category_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    category = get_object_or_404(Category, slug=slug)
+    return render(
+        request,
+        "shop/category.html",
+        {
+            "category": category,
+            "categories": selectors.category_list(),
+            "page": _page(request, selectors.product_list(category=category)),
+        },
+    )
+
+
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[: selectors.SEARCH_MAX_LENGTH]
+    return render(
+        request,
+        "shop/search.html",
+        {"query": query, "page": _page(request, selectors.product_search(query=query)) if query else None},
+    )
+
+
+@require_GET
+def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    product = get_object_or_404(Product.objects.select_related("category"), slug=slug, is_active=True)
+    recently_viewed = _recently_viewed(request, exclude=product.pk)
+    recently_viewed_add(request.session, product_id=product.pk)
+    return render(
+        request,
+        "shop/product.html",
+        {
+            "product": product,
+            "in_basket": Cart(request.session).quantity_of(product.pk),
+            "max_quantity": Cart.max_quantity(product),
+            "recently_viewed": recently_viewed,
+        },
+    )
+
+
+def _initial_customer(request: HttpRequest) -> dict:
+    initial = {"token": uuid.uuid4()}
+    if request.user.is_authenticated:
+        initial.update(name=request.user.get_full_name() or request.user.get_username(), email=request.user.email)
+    return initial
+
+
+@require_http_methods(["GET", "POST"])
+def checkout(request: HttpRequest) -> HttpResponse:
+    contents = Cart(request.session).contents()
+    form = CheckoutForm(request.POST or None, initial=_initial_customer(request))
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            order = order_place(
+                session=request.session,
+                user=request.user,
+                customer=Customer(name=data["name"], email=data["email"], address=data["address"]),
+                token=data["token"],
+            )
+        except CheckoutError as error:
+            messages.error(request, str(error))
+            return redirect("cart:detail")
+        messages.success(request, f"Thank you! Your order #{order.pk} is placed.")
+        return redirect(order)
+    if not contents.lines and request.method == "GET":
+        messages.info(request, "Your basket is empty: add something before checking out.")
+        return redirect("cart:detail")
+    return render(request, "shop/checkout.html", {"form": form, "contents": contents})
+
+
+@require_GET
+def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
+    order = selectors.order_get_visible(
+        order_id=order_id, session_order_ids=session_order_ids(request.session), user=request.user
+    )
+    if order is None:
+        raise Http404("No such order.")
+    return render(request, "shop/order.html", {"order": order})

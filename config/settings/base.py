@@ -64,6 +64,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "cart.context_processors.cart",
             ],
         },
     },
@@ -78,7 +79,13 @@ if env.DATABASE_URL:
         _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
 else:
     DATA_DIR.mkdir(exist_ok=True)
-    _database = {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "db.sqlite3"}
+    _database = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATA_DIR / "db.sqlite3",
+        # SQLite ignores SELECT ... FOR UPDATE; taking the write lock when a
+        # transaction begins serialises session updates (config/sessions.py).
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+    }
 DATABASES = {"default": _database}
 
 # --- Caches and sessions ------------------------------------------------------------

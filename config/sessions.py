@@ -1,0 +1,55 @@
+"""Change a session without losing a concurrent change to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.contrib.sessions.backends.base import SessionBase
+from django.db import transaction
+from django.utils import timezone
+
+
+@contextmanager
+def session_update(session: SessionBase) -> Iterator[SessionBase]:
+    """Reload ``session`` under its row lock, let the block change it, save before unlocking.
+
+    Two requests with one cookie can run at once on different instances. Each
+    loads the session when it starts, so with plain Django the later save
+    overwrites the earlier one and a basket line is lost. Here a change:
+
+    1. opens a transaction and locks the session's row in the database
+       (``SELECT ... FOR UPDATE``; on SQLite the transaction itself is the lock,
+       see ``transaction_mode`` in the settings);
+    2. reloads the data from that row, the durable copy every save writes;
+    3. lets the block change it, then saves it (database, then Redis) and
+       commits, which releases the lock.
+
+    Requests changing the same session queue on the row lock; requests that only
+    read never wait. The lock lives where the durable copy lives, so it needs no
+    fallback when Redis is down and two instances can never disagree about who
+    holds it. If the block raises, nothing is saved.
+    """
+    with transaction.atomic():
+        row = None
+        if session.session_key:
+            row = (
+                session.model.objects.select_for_update()
+                .filter(session_key=session.session_key, expire_date__gt=timezone.now())
+                .first()
+            )
+        if row is not None:
+            session._session_cache = session.decode(row.session_data)
+        # Without a stored row (first visit, or expired) no other request can hold
+        # this session; the middleware creates it after the view.
+        snapshot, was_modified = dict(session.items()), session.modified
+        try:
+            yield session
+        except BaseException:
+            session._session_cache, session.modified = snapshot, was_modified
+            raise
+        if row is not None and session.modified:
+            session.save()
+            # Saved while locked: the middleware must not write this request's
+            # copy again later, over a change another request made meanwhile.
+            session.modified = False

@@ -1,0 +1,8 @@
+from django import forms
+
+
+class CheckoutForm(forms.Form):
+    name = forms.CharField(max_length=200, label="Full name")
+    email = forms.EmailField(label="Email")
+    address = forms.CharField(max_length=1000, label="Delivery address", widget=forms.Textarea(attrs={"rows": 4}))
+    token = forms.UUIDField(widget=forms.HiddenInput)
