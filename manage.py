@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Run Django's command-line utility for the shop."""
+
 import os
 import sys
 

@@ -35,7 +35,9 @@ def parse_quantity(raw: Any, *, allow_zero: bool = False) -> int:
         raise InvalidQuantity("Please enter the quantity as a whole number.")
     quantity = int(text)
     if quantity < 0 or (quantity == 0 and not allow_zero):
-        raise InvalidQuantity("The quantity must be at least 1." if not allow_zero else "The quantity cannot be negative.")
+        raise InvalidQuantity(
+            "The quantity must be at least 1." if not allow_zero else "The quantity cannot be negative."
+        )
     return quantity
 
 

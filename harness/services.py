@@ -113,8 +113,19 @@ def ensure_redis(url: str) -> None:
         apt_install("redis-server")
     print(f"services: starting Redis on {port}", flush=True)
     subprocess.run(
-        ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(port),
-         "--save", "", "--appendonly", "no"],
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -149,8 +160,19 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.workdir],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.workdir,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -165,9 +187,7 @@ class RedisServer:
 
     def cli(self, *args: str) -> str:
         """Run a redis-cli command against this server and return its output."""
-        result = subprocess.run(
-            ["redis-cli", "-p", str(self.port), *args], check=True, capture_output=True, text=True
-        )
+        result = subprocess.run(["redis-cli", "-p", str(self.port), *args], check=True, capture_output=True, text=True)
         return result.stdout.strip()
 
 

@@ -39,7 +39,9 @@ def products_in_order(*, ids: Iterable[int]) -> list[Product]:
     return [found[i] for i in ids if i in found]
 
 
-def order_get_visible(*, order_id: int, session_order_ids: Iterable[int], user: AbstractBaseUser | AnonymousUser) -> Order | None:
+def order_get_visible(
+    *, order_id: int, session_order_ids: Iterable[int], user: AbstractBaseUser | AnonymousUser
+) -> Order | None:
     """Return the order if this session placed it or the signed-in user owns it."""
     visible = Q(pk__in=list(session_order_ids))
     if user.is_authenticated:

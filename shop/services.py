@@ -42,7 +42,9 @@ def session_order_ids(session: SessionBase) -> list[int]:
 
 
 @transaction.atomic
-def order_place(*, session: SessionBase, user: AbstractBaseUser | AnonymousUser, customer: Customer, token: UUID) -> Order:
+def order_place(
+    *, session: SessionBase, user: AbstractBaseUser | AnonymousUser, customer: Customer, token: UUID
+) -> Order:
     """Turn the session's basket into an order, in one transaction.
 
     Every line is checked again against the products' rows, locked so that two

@@ -136,7 +136,12 @@ def test_item_count_sums_quantities(cart):
 
 
 def test_malformed_session_data_is_ignored(cart):
-    cart.session[CART_SESSION_KEY] = {"1": {"quantity": 2, "price": "1.00"}, "x": {}, "3": "junk", "4": {"quantity": "9"}}
+    cart.session[CART_SESSION_KEY] = {
+        "1": {"quantity": 2, "price": "1.00"},
+        "x": {},
+        "3": "junk",
+        "4": {"quantity": "9"},
+    }
 
     assert cart.product_ids() == [1]
     cart.session[CART_SESSION_KEY] = ["not", "a", "dict"]

@@ -75,7 +75,9 @@ def test_embedded_default_is_sqlite_and_in_process_cache():
 
 def test_redis_url_selects_django_redis_for_both_caches():
     code = "from django.conf import settings as s; print(sorted({c['BACKEND'] for c in s.CACHES.values()}))"
-    result = manage("shell", "--no-imports", "-c", code, settings="config.settings.local", REDIS_URL="redis://127.0.0.1:6379/3")
+    result = manage(
+        "shell", "--no-imports", "-c", code, settings="config.settings.local", REDIS_URL="redis://127.0.0.1:6379/3"
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['django_redis.cache.RedisCache']"
