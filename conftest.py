@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.server import collectstatic, production_env
+from harness.server import ShopServer, collectstatic, production_env
 from harness.services import RedisServer, private_redis
 
 
@@ -66,3 +66,17 @@ def make_product(db, category):
         return Product.objects.create(**fields)
 
     return make
+
+
+@pytest.fixture
+def live_shop(test_database_url, collected_static, transactional_db, tmp_path) -> Iterator[ShopServer]:
+    """Run the shop under gunicorn (3 workers, production settings) on the test database and Redis."""
+    from django.conf import settings
+
+    server = ShopServer(
+        production_env(DATABASE_URL=test_database_url, REDIS_URL=settings.TEST_REDIS_URL),
+        workers=3,
+        log_path=tmp_path / "gunicorn.log",
+    ).start()
+    yield server
+    server.stop()

@@ -42,16 +42,23 @@ def redis_cache(url: str, *, ignore_exceptions: bool, serializer: str | None = N
     return {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "OPTIONS": options}
 
 
-def build_caches(redis_url: str, *, session_db: int | None = None) -> dict[str, dict[str, Any]]:
+def build_caches(
+    redis_url: str, *, session_db: int | None = None, single_process: bool = True
+) -> dict[str, dict[str, Any]]:
     """Return CACHES with a general cache and a session cache on its own database.
 
     The session cache lives on a Redis database of its own so that clearing the
-    general cache (FLUSHDB) never logs anyone out.
+    general cache (FLUSHDB) never logs anyone out. Without Redis, sessions are
+    cached in process only when one process serves the shop: with several, each
+    would keep its own copy and serve it after another process changed it.
     """
     if not redis_url:
+        in_process = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "sessions"}
         return {
             DEFAULT_CACHE_ALIAS: {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "default"},
-            SESSION_CACHE_ALIAS: {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "sessions"},
+            SESSION_CACHE_ALIAS: in_process
+            if single_process
+            else {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
         }
     if session_db is None:
         session_db = redis_db_number(redis_url) + 1

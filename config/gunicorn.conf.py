@@ -13,6 +13,8 @@ graceful_timeout = 8
 timeout = 30
 keepalive = 5
 accesslog = "-"
+# The worker's pid shows which process served each request.
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s'
 errorlog = "-"
 # Nothing is written inside the container at run time: worker heartbeats go to
 # memory, and gunicorn's control socket (a file under $HOME) is not created.

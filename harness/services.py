@@ -138,12 +138,22 @@ def ensure_redis_server_binary() -> None:
         apt_install("redis-server")
 
 
+CHROMIUM = "/usr/bin/chromium"
+
+
+def ensure_chromium() -> None:
+    """Make sure Debian's Chromium is there for the browser tests."""
+    if not Path(CHROMIUM).exists():
+        apt_install("chromium")
+
+
 def ensure() -> None:
-    """Make the database and Redis the tests use answer."""
+    """Make the database, Redis and the browser the tests use answer."""
     ensure_postgres(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
     ensure_redis(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
     ensure_redis_server_binary()
-    print("services: PostgreSQL and Redis answer", flush=True)
+    ensure_chromium()
+    print("services: PostgreSQL and Redis answer; Chromium is installed", flush=True)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from decimal import Decimal
 
 import pytest
@@ -201,3 +202,13 @@ def test_oversized_form_is_rejected_and_changes_nothing(client, kite, settings):
 
     assert response.status_code == 400
     assert basket(client)["items"] == 0
+
+
+def test_unread_messages_never_spill_into_the_session(client, make_product):
+    # Random names: the messages cookie is compressed, so repetitive text would fit.
+    products = [make_product(name=secrets.token_urlsafe(32)) for _ in range(60)]
+    for product in products:  # far more unread messages than a cookie holds
+        client.post(f"/cart/add/{product.pk}/", {"quantity": "1"})
+
+    assert set(client.session.keys()) == {CART_SESSION_KEY}
+    assert len(client.session[CART_SESSION_KEY]) == 60

@@ -73,19 +73,17 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------------
 if env.DATABASE_URL:
     _database = environ.Env.db_url_config(env.DATABASE_URL)
-    if _database["ENGINE"] == "django.db.backends.postgresql":
-        # Keep connections across requests, but check them first after a failover.
-        _database.update(CONN_MAX_AGE=60, CONN_HEALTH_CHECKS=True)
-        _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
 else:
     DATA_DIR.mkdir(exist_ok=True)
-    _database = {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DATA_DIR / "db.sqlite3",
-        # SQLite ignores SELECT ... FOR UPDATE; taking the write lock when a
-        # transaction begins serialises session updates (config/sessions.py).
-        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
-    }
+    _database = {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "db.sqlite3"}
+if _database["ENGINE"] == "django.db.backends.postgresql":
+    # Keep connections across requests, but check them first after a failover.
+    _database.update(CONN_MAX_AGE=60, CONN_HEALTH_CHECKS=True)
+    _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+elif _database["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite ignores SELECT ... FOR UPDATE; taking the write lock when a
+    # transaction begins serialises session updates (config/sessions.py).
+    _database.setdefault("OPTIONS", {}).update(transaction_mode="IMMEDIATE", timeout=20)
 DATABASES = {"default": _database}
 
 # --- Caches and sessions ------------------------------------------------------------
@@ -98,6 +96,11 @@ SESSION_COOKIE_SAMESITE = "Lax"
 # Log (rather than silently drop) the Redis errors the session cache swallows.
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 DJANGO_REDIS_LOGGER = "config.caches"
+
+# --- Messages ---------------------------------------------------------------------
+# Cookie only: the default falls back to the session when the cookie is full,
+# a session write outside session_update that could overwrite a basket.
+MESSAGE_STORAGE = "django.contrib.messages.storage.cookie.CookieStorage"
 
 # --- Users --------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -18,9 +18,13 @@ if not env.DATABASE_URL:
         "inside the container: set DATABASE_URL=postgres://user:password@host:5432/name."
     )
 
+from config.caches import build_caches  # noqa: E402
+
 from .base import *  # noqa: E402, F403
 
 DEBUG = bool(env.DEBUG)
+# Many processes serve production: without Redis, sessions come from the database alone.
+CACHES = build_caches(env.REDIS_URL, session_db=env.REDIS_SESSION_DB, single_process=False)
 
 # --- HTTPS ------------------------------------------------------------------------------
 # TLS ends at the load balancer, which says so in X-Forwarded-Proto.

@@ -37,3 +37,9 @@ def test_with_redis_db_keeps_credentials_and_query():
     url = with_redis_db("redis://:secret@host:6380/2?ssl_cert_reqs=none", 7)
 
     assert url == "redis://:secret@host:6380/7?ssl_cert_reqs=none"
+
+
+def test_without_redis_many_processes_read_sessions_from_the_database():
+    caches = build_caches("", single_process=False)
+
+    assert caches[SESSION_CACHE_ALIAS]["BACKEND"] == "django.core.cache.backends.dummy.DummyCache"

@@ -1,0 +1,36 @@
+"""No lost basket updates: one cookie, many requests at once, several gunicorn workers."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+CONCURRENT_ADDS = 50
+
+
+def test_fifty_concurrent_adds_with_one_cookie_end_with_fifty(live_shop, make_product):
+    product = make_product(stock=500)
+    shopper = requests.Session()
+    shopper.get(live_shop.url + product.get_absolute_url(), timeout=10)  # session and CSRF cookies
+    assert "sessionid" in shopper.cookies
+    form = {"quantity": "1", "csrfmiddlewaretoken": shopper.cookies["csrftoken"]}
+    cookies = {"sessionid": shopper.cookies["sessionid"], "csrftoken": shopper.cookies["csrftoken"]}
+
+    def add(_: int) -> int:
+        # Each request on its own connection, with the same cookie.
+        response = requests.post(
+            f"{live_shop.url}/cart/add/{product.pk}/", data=form, cookies=cookies, allow_redirects=False, timeout=30
+        )
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=CONCURRENT_ADDS) as pool:
+        codes = list(pool.map(add, range(CONCURRENT_ADDS)))
+
+    assert codes == [302] * CONCURRENT_ADDS
+    summary = shopper.get(f"{live_shop.url}/cart/summary.json", timeout=10).json()
+    assert summary["lines"] == {str(product.pk): CONCURRENT_ADDS}
+    log = live_shop.log_path.read_text()
+    serving_pids = set(re.findall(rf'"POST /cart/add/{product.pk}/ HTTP/1.1" 302 .* pid=<(\d+)>', log))
+    assert len(serving_pids) >= 2, "the adds should have been spread over several worker processes"

@@ -1,0 +1,92 @@
+"""A shopper in a real browser: browse, fill the basket, change it, check out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from harness.server import BASE_DIR
+from harness.services import CHROMIUM
+from shop.models import Order
+
+SCREENSHOTS = BASE_DIR / "artifacts" / "browser"
+# Without these Chromium tries to reach the network at start, which is closed here.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def page(monkeypatch) -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the
+    # test makes between browser steps are plain synchronous ones.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        yield context.new_page()
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_shopper_browses_adds_two_products_changes_quantity_and_checks_out(live_shop, page, make_product):
+    make_product(name="Forest Kite", slug="forest-kite", price=Decimal("12.50"), stock=5)
+    make_product(name="Harbour Mug", slug="harbour-mug", price=Decimal("3.35"), stock=10)
+
+    page.goto(live_shop.url + "/")
+    assert page.locator("#basket-count").inner_text() == "0"
+    shot(page, "01-home")
+
+    page.get_by_role("link", name="Forest Kite").first.click()
+    page.get_by_label("Quantity").fill("2")
+    page.get_by_role("button", name="Add to basket").click()
+    assert "Added 2 × Forest Kite" in page.locator(".messages").inner_text()
+    assert page.locator("#basket-count").inner_text() == "2"
+    shot(page, "02-added-kite")
+
+    page.get_by_label("Search products").fill("mug")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name="Harbour Mug").first.click()
+    page.get_by_role("button", name="Add to basket").click()
+    assert page.locator("#basket-count").inner_text() == "3"
+    shot(page, "03-added-mug")
+
+    page.get_by_role("link", name="Basket").click()
+    page.get_by_label("Quantity of Forest Kite").fill("3")
+    page.locator("form", has=page.get_by_label("Quantity of Forest Kite")).get_by_role("button", name="Update").click()
+    assert "quantity set to 3" in page.locator(".messages").inner_text()
+    assert page.locator("#basket-total").inner_text() == "£40.85"
+    shot(page, "04-basket")
+
+    page.get_by_role("link", name="Checkout").click()
+    page.get_by_label("Full name").fill("Ada Lovelace")
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Delivery address").fill("12 Analytical Row\nLondon")
+    shot(page, "05-checkout")
+    page.get_by_role("button", name="Place order").click()
+
+    assert page.get_by_role("heading", name="Order #").is_visible()
+    assert "Thank you! Your order" in page.locator(".messages").inner_text()
+    assert page.locator("#basket-count").inner_text() == "0"
+    shot(page, "06-confirmation")
+    order = Order.objects.get()
+    assert page.url.endswith(order.get_absolute_url())
+    assert order.total == Decimal("40.85")
+    assert sorted((line.product_name, line.quantity) for line in order.lines.all()) == [
+        ("Forest Kite", 3),
+        ("Harbour Mug", 1),
+    ]
