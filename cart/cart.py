@@ -89,7 +89,10 @@ class Cart:
 
     # --- Reading ---------------------------------------------------------------------
     def _data(self) -> dict[str, dict[str, Any]]:
-        raw = self.session.get(CART_SESSION_KEY, {})
+        return Cart._clean(self.session.get(CART_SESSION_KEY, {}))
+
+    @staticmethod
+    def _clean(raw: object) -> dict[str, dict[str, Any]]:
         if not isinstance(raw, dict):
             return {}
         data = {}
@@ -176,6 +179,30 @@ class Cart:
         data[str(product.pk)] = {"quantity": quantity, "price": price}
         self._store(data)
         return quantity
+
+    def merge(self, other: object) -> list[tuple[Product, int]]:
+        """Merge another basket in: per product the larger quantity, capped by stock.
+
+        Returns the products whose quantity grew, with how many were added.
+        """
+        theirs = Cart._clean(other)
+        if not theirs:
+            return []
+        data = self._data()
+        products = Product.objects.filter(pk__in=[int(key) for key in theirs], is_active=True).in_bulk()
+        added = []
+        for key, line in theirs.items():
+            product = products.get(int(key))
+            if product is None:
+                continue
+            mine = data.get(key, {}).get("quantity", 0)
+            quantity = min(max(mine, line["quantity"]), self.max_quantity(product))
+            if quantity > mine:
+                data[key] = {"quantity": quantity, "price": data.get(key, line)["price"]}
+                added.append((product, quantity - mine))
+        if added:
+            self._store(data)
+        return added
 
     def remove(self, *product_ids: int) -> bool:
         """Remove the lines of ``product_ids``; return whether any was there."""

@@ -24,3 +24,16 @@ HTTPS: bool | None = _env.bool("HTTPS", default=None)
 LOG_LEVEL: str = _env.str("LOG_LEVEL", default="INFO").upper()
 PORT: int = _env.int("PORT", default=8000)
 WEB_CONCURRENCY: int = _env.int("WEB_CONCURRENCY", default=2)
+
+# Sessions: idle timeout (sliding), absolute lifetime since sign-in, and how
+# often the last-activity stamp may be written, all in seconds.
+SESSION_IDLE_TIMEOUT: int = _env.int("SESSION_IDLE_TIMEOUT", default=14 * 24 * 3600)
+SESSION_ABSOLUTE_LIFETIME: int = _env.int("SESSION_ABSOLUTE_LIFETIME", default=30 * 24 * 3600)
+SESSION_ACTIVITY_INTERVAL: int = _env.int("SESSION_ACTIVITY_INTERVAL", default=300)
+# The header a trusted proxy puts the client's address in (e.g. X-Forwarded-For),
+# and how many trusted proxies append to it. Unset: REMOTE_ADDR is the client.
+CLIENT_IP_HEADER: str = _env.str("CLIENT_IP_HEADER", default="")
+TRUSTED_PROXY_COUNT: int = _env.int("TRUSTED_PROXY_COUNT", default=1)
+# Outgoing mail (password reset), e.g. smtp+tls://user:password@smtp.example.com:587.
+EMAIL_URL: str = _env.str("EMAIL_URL", default="")
+DEFAULT_FROM_EMAIL: str = _env.str("DEFAULT_FROM_EMAIL", default="Evergreen Shop <shop@localhost>")

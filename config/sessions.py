@@ -38,10 +38,17 @@ def session_update(session: SessionBase) -> Iterator[SessionBase]:
                 .filter(session_key=session.session_key, expire_date__gt=timezone.now())
                 .first()
             )
-        if row is not None:
+            if row is None:
+                # Ended meanwhile (revoked, expired): what this request loaded
+                # must not come back; the change starts a new, empty session.
+                session.clear()
+                session._session_key = None
+        if row is not None and not session.modified:
             session._session_cache = session.decode(row.session_data)
-        # Without a stored row (first visit, or expired) no other request can hold
-        # this session; the middleware creates it after the view.
+        # With pending changes (a sign-in earlier in this request, say) the
+        # request's own copy is kept and saved under the lock. Without a stored
+        # row (first visit) no other request can hold this session, and the
+        # middleware creates it after the view.
         snapshot, was_modified = dict(session.items()), session.modified
         try:
             yield session
@@ -51,5 +58,7 @@ def session_update(session: SessionBase) -> Iterator[SessionBase]:
         if row is not None and session.modified:
             session.save()
             # Saved while locked: the middleware must not write this request's
-            # copy again later, over a change another request made meanwhile.
+            # copy again later, over a change another request made meanwhile;
+            # it only renews the cookie.
             session.modified = False
+            session.saved_under_lock = True

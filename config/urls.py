@@ -10,6 +10,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),
     path("cart/", include("cart.urls")),
     path("", include("shop.urls")),
 ]

@@ -46,7 +46,7 @@ MIDDLEWARE = [
     "config.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "accounts.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -88,9 +88,16 @@ DATABASES = {"default": _database}
 
 # --- Caches and sessions ------------------------------------------------------------
 CACHES = build_caches(env.REDIS_URL, session_db=env.REDIS_SESSION_DB)
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# cached_db with metadata, idle timeout and absolute lifetime (accounts/sessions.py).
+SESSION_ENGINE = "accounts.sessions"
 SESSION_CACHE_ALIAS = _SESSION_CACHE_ALIAS
-SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
+SESSION_IDLE_TIMEOUT = env.SESSION_IDLE_TIMEOUT
+SESSION_ABSOLUTE_LIFETIME = env.SESSION_ABSOLUTE_LIFETIME
+SESSION_ACTIVITY_INTERVAL = env.SESSION_ACTIVITY_INTERVAL
+# Every save sets the expiry this far ahead: the idle timeout, sliding with activity.
+SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT
+CLIENT_IP_HEADER = env.CLIENT_IP_HEADER
+TRUSTED_PROXY_COUNT = env.TRUSTED_PROXY_COUNT
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 # Log (rather than silently drop) the Redis errors the session cache swallows.
@@ -110,7 +117,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "accounts:account"
+LOGOUT_REDIRECT_URL = "shop:home"
+# Failed sign-ins allowed per username and per client address in the window.
+LOGIN_FAILURES_PER_USERNAME = 5
+LOGIN_FAILURES_PER_ADDRESS = 20
+LOGIN_FAILURE_WINDOW = 15 * 60
+AUTHENTICATION_BACKENDS = ["accounts.throttle.ThrottledModelBackend"]
+
+# --- Email ----------------------------------------------------------------------------
+if env.EMAIL_URL:
+    globals().update(environ.Env.email_url_config(env.EMAIL_URL))  # EMAIL_BACKEND, EMAIL_HOST, ...
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env.DEFAULT_FROM_EMAIL
 
 # --- Static files ---------------------------------------------------------------------
 STATIC_URL = "static/"

@@ -11,4 +11,3 @@ DEBUG = True if env.DEBUG is None else env.DEBUG
 SECRET_KEY = env.SECRET_KEY or "insecure-local-only-key-never-used-in-production"
 # Plain storage: no collectstatic needed while developing.
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
-EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"

@@ -9,11 +9,11 @@ import pytest
 import redis
 from django.conf import settings
 from django.contrib.sessions.backends.cached_db import KEY_PREFIX
-from django.contrib.sessions.models import Session
 from django.core.cache import caches
 from django.test import override_settings
 from django_redis import get_redis_connection
 
+from accounts.models import UserSession as Session
 from config.caches import SESSION_CACHE_ALIAS, build_caches
 from harness.services import free_port
 

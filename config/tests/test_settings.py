@@ -70,7 +70,7 @@ def test_embedded_default_is_sqlite_and_in_process_cache():
     assert engine == "django.db.backends.sqlite3"
     assert name == str(BASE_DIR / "data" / "db.sqlite3")
     assert backends == "['django.core.cache.backends.locmem.LocMemCache']"
-    assert sessions == "django.contrib.sessions.backends.cached_db sessions"
+    assert sessions == "accounts.sessions sessions"
 
 
 def test_redis_url_selects_django_redis_for_both_caches():

@@ -1,0 +1,57 @@
+"""Change accounts and their sessions."""
+
+from __future__ import annotations
+
+import time
+
+from django.contrib.auth import HASH_SESSION_KEY
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+
+from accounts.models import User, UserSession
+from accounts.sessions import AUTHENTICATED_AT_KEY, is_stale, sessions_end
+from cart.cart import CART_SESSION_KEY, Cart
+from config.sessions import session_update
+
+
+def user_sessions_end(*, user: User, keep_session_key: str | None = None) -> int:
+    """End every session of ``user`` except ``keep_session_key``, in PostgreSQL and Redis."""
+    keys = (
+        UserSession.objects.filter(user=user)
+        .exclude(session_key=keep_session_key)
+        .values_list("session_key", flat=True)
+    )
+    return sessions_end(keys)
+
+
+def user_session_rows(*, user: User) -> tuple[list[tuple[UserSession, dict]], list[str]]:
+    """Return the user's sessions that can still sign them in (with their data), and the rest's keys."""
+    rows = UserSession.objects.filter(user=user, expire_date__gt=timezone.now()).order_by("-last_activity")
+    expected_hash = user.get_session_auth_hash()
+    live, dead = [], []
+    for row in rows:
+        data = row.get_decoded()
+        if is_stale(data) or not constant_time_compare(str(data.get(HASH_SESSION_KEY, "")), expected_hash):
+            dead.append(row.session_key)  # expired, or made stale by a password change
+        else:
+            live.append((row, data))
+    return live, dead
+
+
+def user_signed_in(*, request: HttpRequest, user: User) -> list[str]:
+    """Finish a sign-in: stamp it, and merge baskets the user left in other live sessions.
+
+    Returns "2 × Kite" descriptions of what was merged in.
+    """
+    live, dead = user_session_rows(user=user)
+    sessions_end(dead)
+    current = request.session.session_key
+    others = [data.get(CART_SESSION_KEY) for row, data in live if row.session_key != current]
+    with session_update(request.session):
+        request.session[AUTHENTICATED_AT_KEY] = int(time.time())
+        cart = Cart(request.session)
+        merged = []
+        for other in others:
+            merged += cart.merge(other)
+    return [f"{quantity} × {product.name}" for product, quantity in merged]

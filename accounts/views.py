@@ -1,0 +1,113 @@
+"""Sign up, sign in, and let people see and end their sessions."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import selectors, services
+from accounts.forms import LoginForm, SignupForm
+from accounts.sessions import sessions_end
+
+
+def _signed_in(request: HttpRequest, user) -> None:
+    merged = services.user_signed_in(request=request, user=user)
+    if merged:
+        messages.info(request, "We added what you left in your basket on another device: " + ", ".join(merged) + ".")
+
+
+class LoginView(auth_views.LoginView):
+    form_class = LoginForm
+    redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        response = super().form_valid(form)  # rotates the session key, keeps its data
+        _signed_in(self.request, form.get_user())
+        messages.success(self.request, f"Welcome back, {form.get_user().get_username()}.")
+        return response
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    success_url = reverse_lazy("accounts:account")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)  # keeps this session signed in
+        ended = services.user_sessions_end(user=form.user, keep_session_key=self.request.session.session_key)
+        messages.success(self.request, f"Password changed. {ended} other session(s) were signed out.")
+        return response
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    success_url = reverse_lazy("accounts:password_reset_complete")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        services.user_sessions_end(user=form.user)
+        return response
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("accounts:account")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        auth_login(request, user, backend="accounts.throttle.ThrottledModelBackend")
+        _signed_in(request, user)
+        messages.success(request, f"Welcome, {user.get_username()}! Your account is ready.")
+        return redirect("accounts:account")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+@require_GET
+def account(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/account.html", {"orders": selectors.user_order_list(user=request.user)})
+
+
+@require_GET
+def me(request: HttpRequest) -> JsonResponse:
+    user = request.user
+    return JsonResponse(
+        {"authenticated": user.is_authenticated, "username": user.get_username() if user.is_authenticated else None}
+    )
+
+
+@login_required
+@require_GET
+def session_list(request: HttpRequest) -> HttpResponse:
+    live, dead = services.user_session_rows(user=request.user)
+    sessions_end(dead)  # prune what can no longer sign anyone in
+    current = request.session.session_key
+    summaries = [selectors.session_summary(row, current_key=current) for row, _ in live]
+    return render(request, "accounts/sessions.html", {"sessions": summaries})
+
+
+@login_required
+@require_POST
+def session_end(request: HttpRequest, public_id: str) -> HttpResponse:
+    live, _ = services.user_session_rows(user=request.user)
+    keys = [row.session_key for row, _ in live if selectors.session_public_id(row.session_key) == public_id]
+    if not keys:
+        raise Http404("No such session.")
+    if keys[0] == request.session.session_key:
+        messages.info(request, "To end this session, sign out.")
+        return redirect("accounts:sessions")
+    sessions_end(keys)
+    messages.success(request, "That session is signed out.")
+    return redirect("accounts:sessions")
+
+
+@login_required
+@require_POST
+def session_end_others(request: HttpRequest) -> HttpResponse:
+    ended = services.user_sessions_end(user=request.user, keep_session_key=request.session.session_key)
+    messages.success(request, f"Signed out {ended} other session(s).")
+    return redirect("accounts:sessions")
