@@ -1,0 +1,187 @@
+"""The session store: metadata, timeouts, the write budget, and ending sessions everywhere."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.contrib.sessions.backends.cached_db import KEY_PREFIX
+from django.core.cache import caches
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from accounts.models import UserSession
+from accounts.sessions import (
+    AUTHENTICATED_AT_KEY,
+    LAST_ACTIVITY_KEY,
+    SessionStore,
+    sessions_end,
+)
+from accounts.sessions import (
+    Client as SessionClient,
+)
+from accounts.tests.conftest import sign_in
+
+pytestmark = pytest.mark.django_db
+UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+
+
+def session_cache():
+    return caches["sessions"]
+
+
+def in_redis(key: str) -> bool:
+    return session_cache().get(KEY_PREFIX + key) is not None
+
+
+def backdate(key: str, **stamps: int) -> None:
+    """Rewrite stamps in the stored session (PostgreSQL and Redis), as if time had passed."""
+    store = SessionStore(key)
+    store.load()
+    for name, value in stamps.items():
+        store[name] = value
+    store.save()
+
+
+def test_save_records_user_client_and_times(ada):
+    store = SessionStore()
+    store.client = SessionClient(ip_address="203.0.113.9", user_agent=UA)
+    store["_auth_user_id"] = str(ada.pk)
+    store.save()
+
+    row = UserSession.objects.get(session_key=store.session_key)
+    assert (row.user, row.ip_address, row.user_agent) == (ada, "203.0.113.9", UA)
+    assert row.created_at and row.last_activity and row.authenticated_at
+    assert in_redis(store.session_key)
+
+
+def test_async_save_records_the_same_metadata(ada):
+    store = SessionStore()
+    store.client = SessionClient(ip_address="2001:db8::1", user_agent=UA)
+    store["_auth_user_id"] = str(ada.pk)
+    async_to_sync(store.asave)()
+
+    row = UserSession.objects.get(session_key=store.session_key)
+    assert (row.user, row.ip_address, row.user_agent) == (ada, "2001:db8::1", UA)
+    assert row.created_at and row.last_activity and row.authenticated_at
+    loaded = SessionStore(store.session_key)
+    assert async_to_sync(loaded.aload)()["_auth_user_id"] == str(ada.pk)
+
+
+def test_cycle_key_keeps_data_and_removes_the_old_key_everywhere():
+    store = SessionStore()
+    store["cart"] = {"1": {"quantity": 2, "price": "1.00"}}
+    store.save()
+    old = store.session_key
+
+    store.cycle_key()
+
+    assert store.session_key != old and store["cart"]["1"]["quantity"] == 2
+    assert not UserSession.objects.filter(session_key=old).exists() and not in_redis(old)
+    assert not store.exists(old) and store.exists(store.session_key)
+
+
+def test_idle_session_ends_on_its_next_load():
+    store = SessionStore()
+    store["cart"] = {}
+    store.save()
+    backdate(store.session_key, **{LAST_ACTIVITY_KEY: int(time.time()) - 15 * 24 * 3600})
+
+    assert SessionStore(store.session_key).load() == {}
+    assert not UserSession.objects.filter(session_key=store.session_key).exists()
+    assert not in_redis(store.session_key)
+
+
+def test_absolute_lifetime_ends_a_signed_in_session_however_active(client, ada, settings):
+    sign_in(client)
+    key = client.session.session_key
+    backdate(key, **{AUTHENTICATED_AT_KEY: int(time.time()) - settings.SESSION_ABSOLUTE_LIFETIME - 1})
+
+    assert client.get("/accounts/me.json").json() == {"authenticated": False, "username": None}
+    assert not UserSession.objects.filter(session_key=key).exists()
+
+
+def test_warm_request_reads_redis_and_writes_nothing(client, ada):
+    sign_in(client)
+    client.get("/accounts/me.json")  # settle: stamps written
+    key = client.session.session_key
+    before = UserSession.objects.get(session_key=key)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/cart/summary.json")
+
+    session_sql = [q["sql"] for q in queries.captured_queries if "accounts_usersession" in q["sql"]]
+    assert session_sql == []
+    assert "sessionid" not in response.cookies  # nothing saved, no cookie sent
+    assert UserSession.objects.get(session_key=key).session_data == before.session_data
+
+
+def test_activity_is_stamped_once_the_interval_passed_and_the_expiry_slides(client, ada, settings):
+    sign_in(client)
+    key = client.session.session_key
+    old = int(time.time()) - settings.SESSION_ACTIVITY_INTERVAL - 5
+    backdate(key, **{LAST_ACTIVITY_KEY: old})
+    expiry_before = UserSession.objects.get(session_key=key).expire_date
+
+    response = client.get("/cart/summary.json")
+
+    row = UserSession.objects.get(session_key=key)
+    assert row.last_activity.timestamp() > old + 5
+    assert row.expire_date >= expiry_before
+    assert response.cookies["sessionid"]["max-age"] == settings.SESSION_IDLE_TIMEOUT
+    assert session_cache().get(KEY_PREFIX + key)[LAST_ACTIVITY_KEY] > old
+
+
+def test_sessions_end_makes_the_next_request_anonymous(client, ada):
+    sign_in(client)
+    key = client.session.session_key
+    assert client.get("/accounts/me.json").json()["authenticated"] is True
+
+    assert sessions_end([key]) == 1
+
+    assert not in_redis(key)
+    assert client.get("/accounts/me.json").json()["authenticated"] is False
+
+
+def test_clear_expired_removes_rows_and_cache_entries(ada, settings):
+    stale, fresh = SessionStore(), SessionStore()
+    for store in (stale, fresh):
+        store["_auth_user_id"] = str(ada.pk)
+        store.save()
+    backdate(stale.session_key, **{AUTHENTICATED_AT_KEY: int(time.time()) - settings.SESSION_ABSOLUTE_LIFETIME - 60})
+
+    SessionStore.clear_expired()
+
+    assert list(UserSession.objects.values_list("session_key", flat=True)) == [fresh.session_key]
+    assert not in_redis(stale.session_key) and in_redis(fresh.session_key)
+
+
+@pytest.mark.parametrize(
+    ("header", "meta", "expected"),
+    [
+        ("", {"REMOTE_ADDR": "198.51.100.7", "HTTP_X_FORWARDED_FOR": "6.6.6.6"}, "198.51.100.7"),
+        ("X-Forwarded-For", {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": "6.6.6.6, 203.0.113.5"}, "203.0.113.5"),
+        ("X-Forwarded-For", {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": "not-an-ip"}, "10.0.0.2"),
+    ],
+)
+def test_client_ip_honours_only_the_configured_proxy_header(settings, header, meta, expected):
+    from django.test import RequestFactory
+
+    from accounts.middleware import client_ip
+
+    settings.CLIENT_IP_HEADER = header
+    request = RequestFactory().get("/", **meta)
+
+    assert client_ip(request) == expected
+
+
+def test_middleware_records_ip_and_user_agent(make_product):
+    product = make_product()
+    visitor = Client(HTTP_USER_AGENT=UA, REMOTE_ADDR="192.0.2.44")
+
+    visitor.post(f"/cart/add/{product.pk}/")
+
+    row = UserSession.objects.get(session_key=visitor.session.session_key)
+    assert (row.ip_address, row.user_agent, row.user) == ("192.0.2.44", UA, None)
