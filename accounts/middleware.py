@@ -72,6 +72,9 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return
         if session.is_empty() or not session.needs_touch():
             return
+        if session.modified:
+            session.touch()  # saved with this request's own changes, just after
+            return
         try:
             with session_update(session):
                 session.touch()

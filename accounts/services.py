@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from django.contrib.auth import HASH_SESSION_KEY
+from django.contrib.auth import login as auth_login
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -39,16 +40,19 @@ def user_session_rows(*, user: User) -> tuple[list[tuple[UserSession, dict]], li
     return live, dead
 
 
-def user_signed_in(*, request: HttpRequest, user: User) -> list[str]:
-    """Finish a sign-in: stamp it, and merge baskets the user left in other live sessions.
+def user_sign_in(*, request: HttpRequest, user: User, backend: str | None = None) -> list[str]:
+    """Sign ``user`` in under the session's lock, and merge baskets left in their other sessions.
 
-    Returns "2 × Kite" descriptions of what was merged in.
+    Django's login() copies the session to a new key (no fixation) and deletes
+    the old one; doing it under the lock means the copy is the latest one, not
+    the one this request happened to load. Returns "2 × Kite" descriptions of
+    what was merged in.
     """
     live, dead = user_session_rows(user=user)
     sessions_end(dead)
-    current = request.session.session_key
-    others = [data.get(CART_SESSION_KEY) for row, data in live if row.session_key != current]
+    others = [data.get(CART_SESSION_KEY) for _, data in live]
     with session_update(request.session):
+        auth_login(request, user, backend=backend)
         request.session[AUTHENTICATED_AT_KEY] = int(time.time())
         cart = Cart(request.session)
         merged = []

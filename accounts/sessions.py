@@ -91,9 +91,15 @@ class SessionStore(CachedDbStore):
     def get_model_class(cls):
         return UserSession
 
-    # --- Loading: a stale session ends here, in PostgreSQL and Redis -----------------
+    # --- Loading: Redis, else PostgreSQL; a stale session ends here -------------------
     def load(self):
-        data = super().load()
+        data = self._cache.get(self.cache_key)
+        if data is None:
+            row = self._get_session_from_db()
+            data = self.decode(row.session_data) if row else {}
+            if row:
+                # ADD, not SET: a writer that saved meanwhile put a newer copy there.
+                self._cache.add(self.cache_key, data, self.get_expiry_age(expiry=row.expire_date))
         if data and is_stale(data):
             self.delete()
             self._session_key = None
@@ -101,7 +107,13 @@ class SessionStore(CachedDbStore):
         return data
 
     async def aload(self):
-        data = await super().aload()
+        data = await self._cache.aget(await self.acache_key())
+        if data is None:
+            row = await self._aget_session_from_db()
+            data = self.decode(row.session_data) if row else {}
+            if row:
+                expiry = await self.aget_expiry_age(expiry=row.expire_date)
+                await self._cache.aadd(await self.acache_key(), data, expiry)
         if data and is_stale(data):
             await self.adelete()
             self._session_key = None

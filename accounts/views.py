@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -16,8 +15,8 @@ from accounts.forms import LoginForm, SignupForm
 from accounts.sessions import sessions_end
 
 
-def _signed_in(request: HttpRequest, user) -> None:
-    merged = services.user_signed_in(request=request, user=user)
+def _sign_in(request: HttpRequest, user, backend: str | None = None) -> None:
+    merged = services.user_sign_in(request=request, user=user, backend=backend)
     if merged:
         messages.info(request, "We added what you left in your basket on another device: " + ", ".join(merged) + ".")
 
@@ -27,10 +26,9 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def form_valid(self, form):
-        response = super().form_valid(form)  # rotates the session key, keeps its data
-        _signed_in(self.request, form.get_user())
+        _sign_in(self.request, form.get_user())  # rotates the session key, keeps its data
         messages.success(self.request, f"Welcome back, {form.get_user().get_username()}.")
-        return response
+        return HttpResponseRedirect(self.get_success_url())
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
@@ -59,8 +57,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        auth_login(request, user, backend="accounts.throttle.ThrottledModelBackend")
-        _signed_in(request, user)
+        _sign_in(request, user, backend="accounts.throttle.ThrottledModelBackend")
         messages.success(request, f"Welcome, {user.get_username()}! Your account is ready.")
         return redirect("accounts:account")
     return render(request, "registration/signup.html", {"form": form})

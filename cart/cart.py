@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.sessions.backends.base import SessionBase
@@ -14,6 +14,17 @@ from shop.models import Product
 CART_SESSION_KEY = "cart"
 MAX_LINE_QUANTITY = 99
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,6}")
+_PRODUCT_ID = re.compile(r"[1-9][0-9]{0,17}")
+_UNKNOWN_PRICE = "0.00"
+
+
+def _price_text(value: object) -> str:
+    """Return a price as stored, or 0.00 if it is not a price (only shown, never charged)."""
+    try:
+        price = Decimal(str(value))
+    except InvalidOperation:
+        return _UNKNOWN_PRICE
+    return str(price) if price.is_finite() and price >= 0 else _UNKNOWN_PRICE
 
 
 class CartError(Exception):
@@ -93,13 +104,17 @@ class Cart:
 
     @staticmethod
     def _clean(raw: object) -> dict[str, dict[str, Any]]:
+        """Keep only well-formed lines: the data may come from an older release, or be tampered with."""
         if not isinstance(raw, dict):
             return {}
         data = {}
         for key, line in raw.items():
-            # Keep only well-formed lines: the session may come from an older release.
-            if str(key).isdigit() and isinstance(line, dict) and isinstance(line.get("quantity"), int):
-                data[str(key)] = {"quantity": line["quantity"], "price": str(line.get("price", "0"))}
+            if not (isinstance(key, str) and _PRODUCT_ID.fullmatch(key) and isinstance(line, dict)):
+                continue
+            quantity = line.get("quantity")
+            if type(quantity) is not int or not 1 <= quantity <= MAX_LINE_QUANTITY:
+                continue
+            data[key] = {"quantity": quantity, "price": _price_text(line.get("price"))}
         return data
 
     def quantity_of(self, product_id: int) -> int:

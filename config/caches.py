@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
+
+from django.core.exceptions import ImproperlyConfigured
 
 DEFAULT_CACHE_ALIAS = "default"
 SESSION_CACHE_ALIAS = "sessions"
@@ -15,16 +17,26 @@ REDIS_SOCKET_TIMEOUT = 0.5
 REDIS_MAX_CONNECTIONS = 50
 
 
+REDIS_DATABASES = 16  # Redis's default number of databases
+
+
 def redis_db_number(url: str) -> int:
-    """Return the database number a redis:// URL selects (0 when none)."""
-    path = urlsplit(url).path.strip("/")
-    return int(path) if path else 0
+    """Return the database number a Redis URL selects: ?db=N, then /N (TCP only), else 0."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    if "db" in query:
+        return int(query["db"][0])
+    path = parts.path.strip("/")
+    return int(path) if parts.scheme != "unix" and path else 0
 
 
 def with_redis_db(url: str, db: int) -> str:
     """Return ``url`` selecting Redis database ``db``."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"]
+    if parts.scheme == "unix":
+        return f"unix://{parts.netloc}{parts.path}?{urlencode([*query, ('db', db)])}"
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", urlencode(query), parts.fragment))
 
 
 def redis_cache(url: str, *, ignore_exceptions: bool, serializer: str | None = None) -> dict[str, Any]:
@@ -60,8 +72,14 @@ def build_caches(
             if single_process
             else {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
         }
+    general_db = redis_db_number(redis_url)
     if session_db is None:
-        session_db = redis_db_number(redis_url) + 1
+        session_db = general_db + 1
+    if session_db == general_db or not 0 <= session_db < REDIS_DATABASES:
+        raise ImproperlyConfigured(
+            f"The session cache needs a Redis database of its own, other than the general cache's "
+            f"({general_db}) and below {REDIS_DATABASES}: set REDIS_SESSION_DB (now {session_db})."
+        )
     return {
         DEFAULT_CACHE_ALIAS: redis_cache(redis_url, ignore_exceptions=False),
         SESSION_CACHE_ALIAS: redis_cache(

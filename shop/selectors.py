@@ -12,6 +12,11 @@ from shop.models import Category, Order, Product
 SEARCH_MAX_LENGTH = 100
 
 
+def clean_query(raw: str) -> str:
+    """Return a search query the database accepts: no NUL bytes, bounded length."""
+    return raw.replace("\x00", "").strip()[:SEARCH_MAX_LENGTH]
+
+
 def category_list() -> QuerySet[Category]:
     return Category.objects.order_by("name")
 
@@ -26,7 +31,7 @@ def product_list(*, category: Category | None = None) -> QuerySet[Product]:
 
 def product_search(*, query: str) -> QuerySet[Product]:
     """Return active products whose name or description contains ``query``."""
-    query = query.strip()[:SEARCH_MAX_LENGTH]
+    query = clean_query(query)
     if not query:
         return Product.objects.none()
     return product_list().filter(Q(name__icontains=query) | Q(description__icontains=query))

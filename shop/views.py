@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -58,7 +59,7 @@ def category_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[: selectors.SEARCH_MAX_LENGTH]
+    query = selectors.clean_query(request.GET.get("q", ""))
     return render(
         request,
         "shop/search.html",
@@ -70,7 +71,10 @@ def search(request: HttpRequest) -> HttpResponse:
 def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     product = get_object_or_404(Product.objects.select_related("category"), slug=slug, is_active=True)
     recently_viewed = _recently_viewed(request, exclude=product.pk)
-    recently_viewed_add(request.session, product_id=product.pk)
+    # Only for visitors who keep cookies: a crawler without a cookie jar would
+    # otherwise leave a new session behind on every page it fetched.
+    if request.session.session_key or settings.CSRF_COOKIE_NAME in request.COOKIES:
+        recently_viewed_add(request.session, product_id=product.pk)
     return render(
         request,
         "shop/product.html",

@@ -185,3 +185,37 @@ def test_middleware_records_ip_and_user_agent(make_product):
 
     row = UserSession.objects.get(session_key=visitor.session.session_key)
     assert (row.ip_address, row.user_agent, row.user) == ("192.0.2.44", UA, None)
+
+
+def test_sign_in_copies_the_durable_basket_not_the_one_this_request_loaded(client, ada, make_product):
+    a, b = make_product(), make_product()
+    client.post(f"/cart/add/{a.pk}/")
+    key = client.session.session_key
+    # Another instance added B; its Redis write failed, so only PostgreSQL has it.
+    row = UserSession.objects.get(session_key=key)
+    data = row.get_decoded()
+    data["cart"][str(b.pk)] = {"quantity": 1, "price": "9.99"}
+    UserSession.objects.filter(session_key=key).update(session_data=SessionStore().encode(data))
+
+    sign_in(client)
+
+    assert set(client.get("/cart/summary.json").json()["lines"]) == {str(a.pk), str(b.pk)}
+
+
+def test_a_miss_never_overwrites_a_newer_cached_copy():
+    store = SessionStore()
+    store["cart"] = {"1": {"quantity": 1, "price": "1.00"}}
+    store.save()
+    key = store.session_key
+    session_cache().delete(KEY_PREFIX + key)
+    newer = {"cart": {"1": {"quantity": 2, "price": "1.00"}}}
+
+    class ReaderRacingAWriter(SessionStore):
+        def _get_session_from_db(self):
+            row = super()._get_session_from_db()
+            session_cache().set(KEY_PREFIX + key, newer, 60)  # a writer saves meanwhile
+            return row
+
+    ReaderRacingAWriter(key).load()
+
+    assert session_cache().get(KEY_PREFIX + key) == newer

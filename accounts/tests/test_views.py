@@ -64,7 +64,8 @@ def test_signup_applies_password_validators(client):
 
 def test_sign_in_keeps_basket_and_recently_viewed_and_rotates_the_key(client, ada, make_product):
     kite = make_product(name="Kite")
-    client.get(kite.get_absolute_url())
+    client.get(kite.get_absolute_url())  # sets the CSRF cookie
+    client.get(kite.get_absolute_url())  # remembered: the visitor keeps cookies
     client.post(f"/cart/add/{kite.pk}/")
     anonymous_key = client.session.session_key
 

@@ -180,3 +180,26 @@ def test_inactive_and_deleted_products_are_reported_unavailable(make_product):
 
     assert [line.product.pk for line in contents.lines] == [keep.pk]
     assert sorted(contents.unavailable) == sorted([(hidden.pk, "Hidden"), (gone_pk, None)])
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"²": {"quantity": 1, "price": "1.00"}},
+        {"0": {"quantity": 1, "price": "1.00"}},
+        {"5": {"quantity": -3, "price": "1.00"}},
+        {"5": {"quantity": True, "price": "1.00"}},
+        {"5": {"quantity": 100, "price": "1.00"}},
+    ],
+)
+def test_tampered_lines_are_dropped(cart, line):
+    cart.session[CART_SESSION_KEY] = line
+
+    assert cart.product_ids() == []
+
+
+@pytest.mark.parametrize("price", [None, "abc", "NaN", "-1", {"x": 1}])
+def test_a_tampered_price_is_never_trusted(cart, price):
+    cart.session[CART_SESSION_KEY] = {"5": {"quantity": 2, "price": price}}
+
+    assert cart._data() == {"5": {"quantity": 2, "price": "0.00"}}

@@ -212,3 +212,13 @@ def test_unread_messages_never_spill_into_the_session(client, make_product):
 
     assert "_messages" not in client.session
     assert len(client.session[CART_SESSION_KEY]) == 60
+
+
+def test_a_tampered_basket_still_renders(client, kite):
+    client.post(f"/cart/add/{kite.pk}/")
+    session = client.session
+    session[CART_SESSION_KEY] = {str(kite.pk): {"quantity": 2, "price": None}, "²": {"quantity": 1}}
+    session.save()
+
+    assert client.get("/cart/").status_code == 200
+    assert basket(client) == {"items": 2, "lines": {str(kite.pk): 2}, "total": "25.00"}

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
 from config.caches import SESSION_CACHE_ALIAS, build_caches, redis_db_number, with_redis_db
 
 
@@ -43,3 +46,22 @@ def test_without_redis_many_processes_read_sessions_from_the_database():
     caches = build_caches("", single_process=False)
 
     assert caches[SESSION_CACHE_ALIAS]["BACKEND"] == "django.core.cache.backends.dummy.DummyCache"
+
+
+def test_db_in_the_query_string_is_honoured():
+    caches = build_caches("redis://cache.internal:6379?db=3")
+
+    assert redis_db_number(caches["default"]["LOCATION"]) == 3
+    assert redis_db_number(caches[SESSION_CACHE_ALIAS]["LOCATION"]) == 4
+
+
+def test_unix_socket_urls_select_databases_by_query():
+    caches = build_caches("unix:///run/redis.sock?db=2")
+
+    assert caches[SESSION_CACHE_ALIAS]["LOCATION"] == "unix:///run/redis.sock?db=3"
+
+
+@pytest.mark.parametrize(("url", "session_db"), [("redis://h/15", None), ("redis://h/2", 2), ("redis://h/0", 16)])
+def test_a_session_database_that_cannot_work_is_refused(url, session_db):
+    with pytest.raises(ImproperlyConfigured, match="REDIS_SESSION_DB"):
+        build_caches(url, session_db=session_db)

@@ -59,7 +59,8 @@ def test_shopping_on_the_embedded_default(embedded_shop):
     pk, slug = manage(env, "shell", "--no-imports", "-c", code).split()
     shopper = requests.Session()
     assert "All products" in shopper.get(url + "/", timeout=10).text
-    shopper.get(f"{url}/products/{slug}/", timeout=10)
+    for _ in range(2):  # the CSRF cookie, then the session (recently viewed)
+        shopper.get(f"{url}/products/{slug}/", timeout=10)
     form = {"quantity": "1", "csrfmiddlewaretoken": shopper.cookies["csrftoken"]}
     cookies = dict(shopper.cookies)
 

@@ -128,3 +128,11 @@ def test_signed_in_order_belongs_to_the_user(client, filled, django_user_model):
     checkout(client)
 
     assert Order.objects.get().user == user
+
+
+def test_an_overlong_email_is_a_form_error_not_a_crash(client, filled):
+    response = checkout(client, email="a" * 300 + "@example.com")
+
+    assert response.status_code == 200
+    assert 'id="id_email-error"' in response.content.decode()
+    assert not Order.objects.exists()

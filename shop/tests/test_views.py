@@ -135,3 +135,22 @@ def test_seed_shop_if_empty_leaves_an_existing_catalogue(make_product):
     call_command("seed_shop", "--if-empty")
 
     assert Product.objects.count() == 1
+
+
+def test_search_with_a_nul_byte_is_answered(client, make_product):
+    make_product(name="Kite")
+
+    assert client.get("/search/?q=ki%00te").status_code == 200
+
+
+def test_a_visitor_without_cookies_leaves_no_session_behind(make_product):
+    from django.test import Client
+
+    from accounts.models import UserSession
+
+    product = make_product()
+    for _ in range(3):
+        crawler = Client()  # a fresh cookie jar every time
+        assert crawler.get(product.get_absolute_url()).status_code == 200
+
+    assert UserSession.objects.count() == 0
