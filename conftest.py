@@ -10,6 +10,18 @@ from harness.server import ShopServer, collectstatic, production_env
 from harness.services import RedisServer, private_redis
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Run every database test in real transactions.
+
+    The shop writes a session to Redis only once its transaction has committed
+    (accounts.sessions); inside the one transaction pytest-django would wrap a
+    test in, nothing commits and Redis would never be written.
+    """
+    for item in items:
+        if "db" in getattr(item, "fixturenames", ()) or item.get_closest_marker("django_db"):
+            item.add_marker(pytest.mark.django_db(transaction=True), append=False)
+
+
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
     """Run a private Redis server this test may stop, pause or flush."""

@@ -53,3 +53,21 @@ class UserSession(AbstractBaseSession):
         from accounts.sessions import SessionStore
 
         return SessionStore
+
+
+class SessionCacheJournal(models.Model):
+    """A session cache key whose write or delete did not reach Redis.
+
+    Redis may still hold an older copy under this key. No process serves the
+    session cache again until the key is deleted from Redis (see accounts.cache).
+    """
+
+    cache_key = models.CharField(max_length=255, primary_key=True)
+    failed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "session cache journal entry"
+        verbose_name_plural = "session cache journal"
+
+    def __str__(self) -> str:
+        return self.cache_key

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.cached_db import KEY_PREFIX
 from django.contrib.sessions.backends.cached_db import SessionStore as CachedDbStore
+from django.contrib.sessions.backends.db import SessionStore as DbStore
 from django.core.cache import caches
 from django.db import transaction
 from django.utils import timezone
@@ -72,7 +73,7 @@ def sessions_end(session_keys: Iterable[str]) -> int:
         batch = keys[start : start + END_BATCH_SIZE]
         with transaction.atomic():
             removed += UserSession.objects.filter(session_key__in=batch).delete()[0]
-        cache.delete_many([KEY_PREFIX + key for key in batch])
+            transaction.on_commit(lambda batch=batch: cache.delete_many([KEY_PREFIX + key for key in batch]))
     return removed
 
 
@@ -119,6 +120,23 @@ class SessionStore(CachedDbStore):
             self._session_key = None
             return {}
         return data
+
+    # --- Writing: PostgreSQL first, Redis once the transaction has committed ----------
+    # Writing Redis inside the transaction would let readers see data that a
+    # rollback then takes back; the session cache journals any write it misses.
+    def save(self, must_create=False):
+        if self.session_key is None:
+            return self.create()  # which saves, with must_create
+        DbStore.save(self, must_create)
+        key, data, age = self.cache_key, dict(self._session), self.get_expiry_age()
+        transaction.on_commit(lambda: self._cache.set(key, data, age))
+
+    def delete(self, session_key=None):
+        session_key = session_key or self.session_key
+        if session_key is None:
+            return
+        DbStore.delete(self, session_key)
+        transaction.on_commit(lambda: self._cache.delete(self.cache_key_prefix + session_key))
 
     # --- Saving: stamps into the data, columns from the stamps ------------------------
     def _stamp(self, data: dict) -> None:

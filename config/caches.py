@@ -39,7 +39,15 @@ def with_redis_db(url: str, db: int) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", urlencode(query), parts.fragment))
 
 
-def redis_cache(url: str, *, ignore_exceptions: bool, serializer: str | None = None) -> dict[str, Any]:
+SESSION_CACHE_BACKEND = "accounts.cache.SessionRedisCache"
+# Breaker: open after this many consecutive failures, probe this often (seconds).
+BREAKER_FAIL_MAX = 3
+BREAKER_RESET_TIMEOUT = 2.0
+
+
+def redis_cache(
+    url: str, *, ignore_exceptions: bool, serializer: str | None = None, backend: str | None = None
+) -> dict[str, Any]:
     """Return one django-redis cache definition."""
     options: dict[str, Any] = {
         "CLIENT_CLASS": "django_redis.client.DefaultClient",
@@ -51,7 +59,7 @@ def redis_cache(url: str, *, ignore_exceptions: bool, serializer: str | None = N
     }
     if serializer:
         options["SERIALIZER"] = serializer
-    return {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "OPTIONS": options}
+    return {"BACKEND": backend or "django_redis.cache.RedisCache", "LOCATION": url, "OPTIONS": options}
 
 
 def build_caches(
@@ -82,14 +90,23 @@ def build_caches(
         )
     return {
         DEFAULT_CACHE_ALIAS: redis_cache(redis_url, ignore_exceptions=False),
-        SESSION_CACHE_ALIAS: redis_cache(
-            with_redis_db(redis_url, session_db),
-            # Stock cached_db calls the cache unguarded (the re-cache after a
-            # database read, exists, delete); without this a Redis outage would
-            # fail the request instead of falling back to PostgreSQL.
-            ignore_exceptions=True,
-            # django-redis defaults to pickle: anyone able to write to Redis
-            # could then run code in the shop. Sessions hold JSON-safe data only.
-            serializer="django_redis.serializers.json.JSONSerializer",
-        ),
+        SESSION_CACHE_ALIAS: _session_cache(with_redis_db(redis_url, session_db)),
     }
+
+
+def _session_cache(url: str) -> dict[str, Any]:
+    cache = redis_cache(
+        url,
+        # Stock cached_db calls the cache unguarded (the re-cache after a database
+        # read, exists, delete): a Redis outage must fall back to PostgreSQL, not
+        # fail the request. Rather than swallowing errors (IGNORE_EXCEPTIONS),
+        # the backend catches them, counts them in its breaker and journals the
+        # writes Redis missed.
+        ignore_exceptions=False,
+        # django-redis defaults to pickle: anyone able to write to Redis could then
+        # run code in the shop. Sessions hold JSON-safe data only.
+        serializer="django_redis.serializers.json.JSONSerializer",
+        backend=SESSION_CACHE_BACKEND,
+    )
+    cache["OPTIONS"].update(BREAKER_FAIL_MAX=BREAKER_FAIL_MAX, BREAKER_RESET_TIMEOUT=BREAKER_RESET_TIMEOUT)
+    return cache

@@ -41,6 +41,7 @@ def session_cache_status() -> str:
     if not hasattr(cache, "client") or not hasattr(cache.client, "get_client"):
         return CACHE_OK  # An in-process cache cannot be unreachable.
     try:
+        # Straight to Redis, past the breaker: this reports Redis itself.
         cache.client.get_client(write=True).ping()
     except Exception:  # Any Redis failure means degraded, never a failed probe.
         logger.warning("readiness: session cache unreachable", exc_info=True)
@@ -48,9 +49,16 @@ def session_cache_status() -> str:
     return CACHE_OK
 
 
+def breaker_status() -> str:
+    """Return the session cache breaker's state in this process (closed, open, or none)."""
+    from accounts.cache import session_cache_breaker_state
+
+    return session_cache_breaker_state(caches[settings.SESSION_CACHE_ALIAS]) or "none"
+
+
 def readyz(request: HttpRequest) -> JsonResponse:
     """Say whether the shop can serve: the database must answer; Redis may not."""
-    status = {"database": database_status(), "cache": session_cache_status()}
+    status = {"database": database_status(), "cache": session_cache_status(), "breaker": breaker_status()}
     # Without Redis sessions fall back to PostgreSQL, so the instance stays ready.
     return JsonResponse(status, status=200 if status["database"] == DATABASE_OK else 503)
 

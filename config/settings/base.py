@@ -96,6 +96,9 @@ SESSION_ABSOLUTE_LIFETIME = env.SESSION_ABSOLUTE_LIFETIME
 SESSION_ACTIVITY_INTERVAL = env.SESSION_ACTIVITY_INTERVAL
 # Every save sets the expiry this far ahead: the idle timeout, sliding with activity.
 SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT
+# How often each process checks for session keys another process failed to
+# write to Redis (seconds; 0 turns the watcher off). See accounts/cache.py.
+SESSION_JOURNAL_POLL_INTERVAL = 0.5
 CLIENT_IP_HEADER = env.CLIENT_IP_HEADER
 TRUSTED_PROXY_COUNT = env.TRUSTED_PROXY_COUNT
 SESSION_COOKIE_HTTPONLY = True

@@ -27,10 +27,12 @@ def test_session_database_can_be_chosen():
     assert redis_db_number(caches[SESSION_CACHE_ALIAS]["LOCATION"]) == 9
 
 
-def test_session_cache_swallows_errors_and_stores_json():
-    options = build_caches("redis://127.0.0.1:6379/0")[SESSION_CACHE_ALIAS]["OPTIONS"]
+def test_session_cache_is_guarded_and_stores_json():
+    cache = build_caches("redis://127.0.0.1:6379/0")[SESSION_CACHE_ALIAS]
+    options = cache["OPTIONS"]
 
-    assert options["IGNORE_EXCEPTIONS"] is True
+    assert cache["BACKEND"] == "accounts.cache.SessionRedisCache"
+    assert options["BREAKER_FAIL_MAX"] >= 1 and options["BREAKER_RESET_TIMEOUT"] > 0
     assert options["SERIALIZER"] == "django_redis.serializers.json.JSONSerializer"
     assert options["SOCKET_CONNECT_TIMEOUT"] <= 0.5
     assert options["SOCKET_TIMEOUT"] <= 1
