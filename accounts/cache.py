@@ -105,16 +105,19 @@ class JournalWatcher(threading.Thread):
         self.breaker, self.interval = breaker, interval
 
     def run(self) -> None:
-        from accounts.models import SessionCacheJournal
-
         while True:
             time.sleep(self.interval)
             try:
-                if SessionCacheJournal.objects.exists():
-                    self.breaker.trip(probe_now=True)
+                self.check()
             except Exception:  # the watcher must outlive any failure; it tries again
                 logger.debug("journal watcher: journal unreadable", exc_info=True)
                 connection.close()  # a fresh connection next time
+
+    def check(self) -> None:
+        from accounts.models import SessionCacheJournal
+
+        if SessionCacheJournal.objects.exists():
+            self.breaker.trip(probe_now=True)
 
 
 # Per process and Redis location: Django makes one cache object per thread.

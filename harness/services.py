@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -194,6 +195,13 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(timeout=10)
         self.process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): it keeps its data and its port, but answers nothing."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
 
     def cli(self, *args: str) -> str:
         """Run a redis-cli command against this server and return its output."""
