@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test lint clean
+.PHONY: run test resilience cluster cluster-stop lint clean
+N ?= 3
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,19 @@ run: $(VENV)/.run-deps
 test: $(VENV)/.test-deps
 	$(BIN)/python -m harness.services ensure
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## resilience: the fault-injection suite alone (it is part of make test too)
+resilience: $(VENV)/.test-deps
+	$(BIN)/python -m harness.services ensure
+	$(BIN)/python -m pytest -m resilience $(PYTEST_ARGS)
+
+## cluster: N instances behind nginx round robin on the real PostgreSQL and Redis
+cluster: $(VENV)/.test-deps
+	$(BIN)/python -m harness.services ensure
+	$(BIN)/python -m harness.cluster start $(N)
+
+cluster-stop: $(VENV)/.test-deps
+	$(BIN)/python -m harness.cluster stop
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .

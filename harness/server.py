@@ -53,6 +53,8 @@ class ShopServer:
     workers: int = 2
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    # Detached: survives the process that started it (the cluster command line).
+    detach: bool = False
 
     @property
     def url(self) -> str:
@@ -67,6 +69,7 @@ class ShopServer:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=self.detach,
         )
         if wait:
             self.wait_healthy()

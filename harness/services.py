@@ -154,7 +154,9 @@ def ensure() -> None:
     ensure_redis(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
     ensure_redis_server_binary()
     ensure_chromium()
-    print("services: PostgreSQL and Redis answer; Chromium is installed", flush=True)
+    if not Path("/usr/sbin/nginx").exists():
+        apt_install("nginx")
+    print("services: PostgreSQL and Redis answer; Chromium and nginx are installed", flush=True)
 
 
 @dataclass
