@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from harness.server import ShopServer, collectstatic, production_env
 from harness.services import RedisServer, private_redis
+
+_RUN_STARTED = time.time()
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -92,3 +95,12 @@ def live_shop(test_database_url, collected_static, transactional_db, tmp_path) -
     ).start()
     yield server
     server.stop()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the resilience table when this run wrote one."""
+    from harness.tests.test_resilience import REPORT
+
+    if REPORT.exists() and REPORT.stat().st_mtime >= _RUN_STARTED:
+        terminalreporter.write_sep("=", "resilience")
+        terminalreporter.write_line(REPORT.read_text())

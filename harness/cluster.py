@@ -42,6 +42,9 @@ error_log {dir}/nginx-error.log warn;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
+    # No keep-alive towards clients: a reload (drain, scale) closes idle client
+    # connections, and a request sent on one at that moment would be reset.
+    keepalive_timeout 0;
     client_body_temp_path {dir}/tmp/body;
     proxy_temp_path {dir}/tmp/proxy;
     fastcgi_temp_path {dir}/tmp/fastcgi;

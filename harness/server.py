@@ -69,7 +69,10 @@ class ShopServer:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            # Its own process group, so a SIGKILL takes the workers too, as when
+            # a container dies; detached, it outlives the process that started it.
             start_new_session=self.detach,
+            process_group=None if self.detach else 0,
         )
         if wait:
             self.wait_healthy()
@@ -94,11 +97,14 @@ class ShopServer:
         if self.process is None:
             return None
         if self.process.poll() is None:
-            self.process.send_signal(sig)
+            if sig == signal.SIGKILL:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            else:
+                self.process.send_signal(sig)  # gunicorn's master stops its workers
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         code = self.process.returncode
         self.process = None
