@@ -84,6 +84,19 @@ def make_product(db, category):
 
 
 @pytest.fixture
+def change_product(db):
+    """Change products behind the basket's back, as the admin does: rows, then cache."""
+    from shop.models import Product
+    from shop.product_cache import products_forget
+
+    def change(product_id: int, **fields) -> None:
+        Product.objects.filter(pk=product_id).update(**fields)
+        products_forget([product_id])
+
+    return change
+
+
+@pytest.fixture
 def live_shop(test_database_url, collected_static, transactional_db, tmp_path) -> Iterator[ShopServer]:
     """Run the shop under gunicorn (3 workers, production settings) on the test database and Redis."""
     from django.conf import settings

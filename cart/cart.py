@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib.sessions.backends.base import SessionBase
 
 from shop.models import Product
+from shop.product_cache import products_get
 
 CART_SESSION_KEY = "cart"
 MAX_LINE_QUANTITY = 99
@@ -133,7 +134,7 @@ class Cart:
         data = self._data()
         if not data:
             return CartContents(lines=[])
-        products = Product.objects.in_bulk([int(key) for key in data])
+        products = products_get(int(key) for key in data)
         lines, unavailable = [], []
         for key, line in data.items():
             product = products.get(int(key))

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from shop.models import Category, Order, OrderLine, Product
+from shop.product_cache import products_forget
 
 
 @admin.register(Category)
@@ -19,6 +20,19 @@ class ProductAdmin(admin.ModelAdmin):
     search_fields = ["name", "description"]
     prepopulated_fields = {"slug": ["name"]}
     list_per_page = 50
+
+    # Baskets show cached products: every change here drops their cache entries.
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        products_forget([obj.pk])
+
+    def delete_model(self, request, obj) -> None:
+        products_forget([obj.pk])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        products_forget(list(queryset.values_list("pk", flat=True)))
+        super().delete_queryset(request, queryset)
 
 
 class OrderLineInline(admin.TabularInline):

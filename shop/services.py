@@ -13,6 +13,7 @@ from django.db.models import F
 from cart.cart import Cart
 from config.sessions import session_update
 from shop.models import Order, OrderLine, Product
+from shop.product_cache import products_forget
 
 ORDERS_SESSION_KEY = "orders"
 
@@ -95,6 +96,7 @@ def order_place(
         OrderLine.objects.bulk_create(lines)
         for pk, quantity in wanted.items():
             Product.objects.filter(pk=pk).update(stock=F("stock") - quantity)
+        products_forget(wanted)
         cart.clear()
         session[ORDERS_SESSION_KEY] = [*session_order_ids(session), order.pk]
     return order

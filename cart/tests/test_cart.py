@@ -10,6 +10,7 @@ from django.contrib.sessions.backends.base import SessionBase
 
 from cart.cart import CART_SESSION_KEY, Cart, InvalidQuantity, NotEnoughStock, parse_quantity
 from shop.models import Category, Product
+from shop.product_cache import products_forget
 
 
 class MemorySession(SessionBase):
@@ -149,13 +150,13 @@ def test_malformed_session_data_is_ignored(cart):
 
 
 @pytest.mark.django_db
-def test_totals_use_current_prices_in_exact_decimals(make_product):
+def test_totals_use_current_prices_in_exact_decimals(make_product, change_product):
     a = make_product(price=Decimal("0.10"))
     b = make_product(price=Decimal("19.99"))
     cart = Cart(MemorySession())
     cart.add(a, quantity=3)
     cart.add(b, quantity=1)
-    Product.objects.filter(pk=b.pk).update(price=Decimal("17.49"))
+    change_product(b.pk, price=Decimal("17.49"))
 
     contents = cart.contents()
 
@@ -167,14 +168,15 @@ def test_totals_use_current_prices_in_exact_decimals(make_product):
 
 
 @pytest.mark.django_db
-def test_inactive_and_deleted_products_are_reported_unavailable(make_product):
+def test_inactive_and_deleted_products_are_reported_unavailable(make_product, change_product):
     keep, hidden, gone = make_product(), make_product(name="Hidden"), make_product()
     cart = Cart(MemorySession())
     for p in (keep, hidden, gone):
         cart.add(p)
-    Product.objects.filter(pk=hidden.pk).update(is_active=False)
+    change_product(hidden.pk, is_active=False)
     gone_pk = gone.pk
     gone.delete()
+    products_forget([gone_pk])
 
     contents = cart.contents()
 

@@ -10,7 +10,6 @@ from django.contrib.messages import get_messages
 from django.test import Client
 
 from cart.cart import CART_SESSION_KEY
-from shop.models import Product
 
 pytestmark = pytest.mark.django_db
 
@@ -161,9 +160,9 @@ def test_csrf_token_from_the_page_is_accepted(kite):
     assert strict.get("/cart/summary.json").json()["items"] == 1
 
 
-def test_changed_price_is_shown_old_to_new_and_total_uses_new(client, kite):
+def test_changed_price_is_shown_old_to_new_and_total_uses_new(client, kite, change_product):
     client.post(f"/cart/add/{kite.pk}/", {"quantity": "2"})
-    Product.objects.filter(pk=kite.pk).update(price=Decimal("10.00"))
+    change_product(kite.pk, price=Decimal("10.00"))
 
     page = client.get("/cart/").content.decode()
 
@@ -171,11 +170,11 @@ def test_changed_price_is_shown_old_to_new_and_total_uses_new(client, kite):
     assert basket(client)["total"] == "20.00"
 
 
-def test_product_that_became_inactive_drops_out_with_a_notice(client, kite, make_product):
+def test_product_that_became_inactive_drops_out_with_a_notice(client, kite, make_product, change_product):
     other = make_product()
     client.post(f"/cart/add/{kite.pk}/")
     client.post(f"/cart/add/{other.pk}/")
-    Product.objects.filter(pk=kite.pk).update(is_active=False)
+    change_product(kite.pk, is_active=False)
 
     response = client.get("/cart/")
 

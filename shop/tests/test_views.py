@@ -107,11 +107,11 @@ def test_recently_viewed_keeps_last_eight_newest_first(client, make_product):
     assert "Viewed 3" in detail
 
 
-def test_recently_viewed_drops_products_that_became_inactive(client, make_product):
+def test_recently_viewed_drops_products_that_became_inactive(client, make_product, change_product):
     a, b = make_product(name="Alpha"), make_product(name="Beta")
     client.get(a.get_absolute_url())
     client.get(b.get_absolute_url())
-    Product.objects.filter(pk=a.pk).update(is_active=False)
+    change_product(a.pk, is_active=False)
 
     section = client.get("/").content.decode().split("Recently viewed")[1].split("</section>")[0]
 

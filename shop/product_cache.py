@@ -1,0 +1,72 @@
+"""Keep the products a basket shows in the general cache, so a warm basket page runs no SQL.
+
+Entries are forgotten wherever a product changes (admin, checkout), and live a
+few minutes at most, so a change made some other way shows up soon too.
+Checkout never trusts them: it reads and locks the rows in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.core.cache import cache
+from django.db import transaction
+
+from shop.models import Product
+
+logger = logging.getLogger(__name__)
+
+PRODUCT_CACHE_PREFIX = "product:v1:"
+PRODUCT_CACHE_TIMEOUT = 300
+_FIELDS = ("id", "category_id", "name", "slug", "price", "stock", "is_active")
+
+
+def _key(product_id: int) -> str:
+    return f"{PRODUCT_CACHE_PREFIX}{product_id}"
+
+
+def _to_entry(product: Product) -> dict:
+    return {**{name: getattr(product, name) for name in _FIELDS}, "price": str(product.price)}
+
+
+def _from_entry(entry: dict) -> Product:
+    return Product(**{**entry, "price": Decimal(entry["price"])})
+
+
+def products_get(ids: Iterable[int]) -> dict[int, Product]:
+    """Return products by id (active or not; deleted ones are absent): cache first, then one query."""
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        return {}
+    try:
+        cached = cache.get_many([_key(pk) for pk in ids])
+    except Exception:  # the cache is an optimisation: without it, ask PostgreSQL
+        logger.warning("product cache unavailable", exc_info=True)
+        cached = {}
+    found = {pk: _from_entry(cached[_key(pk)]) for pk in ids if _key(pk) in cached}
+    missing = [pk for pk in ids if pk not in found]
+    if missing:
+        rows = Product.objects.in_bulk(missing)
+        found.update(rows)
+        try:
+            cache.set_many({_key(p.pk): _to_entry(p) for p in rows.values()}, PRODUCT_CACHE_TIMEOUT)
+        except Exception:
+            logger.warning("product cache unavailable", exc_info=True)
+    return found
+
+
+def products_forget(ids: Iterable[int]) -> None:
+    """Drop cached products once the current transaction (if any) has committed."""
+    keys = [_key(pk) for pk in ids]
+    if not keys:
+        return
+
+    def forget() -> None:
+        try:
+            cache.delete_many(keys)
+        except Exception:
+            logger.warning("product cache unavailable; entries expire within %ss", PRODUCT_CACHE_TIMEOUT)
+
+    transaction.on_commit(forget)
