@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test resilience cluster cluster-stop lint clean
+.PHONY: run test resilience bench cluster cluster-stop lint clean
 N ?= 3
 
 $(BIN)/python:
@@ -41,6 +41,10 @@ cluster: $(VENV)/.test-deps
 
 cluster-stop: $(VENV)/.test-deps
 	$(BIN)/python -m harness.cluster stop
+
+## bench: load the shop with wrk and write BENCHMARKS.md (a benchmark, not a test)
+bench: $(VENV)/.test-deps
+	$(BIN)/python -m harness.bench
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .

@@ -37,3 +37,10 @@ TRUSTED_PROXY_COUNT: int = _env.int("TRUSTED_PROXY_COUNT", default=1)
 # Outgoing mail (password reset), e.g. smtp+tls://user:password@smtp.example.com:587.
 EMAIL_URL: str = _env.str("EMAIL_URL", default="")
 DEFAULT_FROM_EMAIL: str = _env.str("DEFAULT_FROM_EMAIL", default="Evergreen Shop <shop@localhost>")
+# Session engine and Django's save-on-every-request, for comparing engines in
+# benchmarks; the shop's own engine is the one to run.
+SESSION_ENGINE: str = _env.str("SESSION_ENGINE", default="accounts.sessions")
+SESSION_SAVE_EVERY_REQUEST: bool = _env.bool("SESSION_SAVE_EVERY_REQUEST", default=False)
+# Lock a session while changing it (config/sessions.py). "false" only to measure
+# what the lock prevents: concurrent changes to one session then lose writes.
+SESSION_UPDATE_LOCK: bool = _env.bool("SESSION_UPDATE_LOCK", default=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 from django.utils import timezone
@@ -30,6 +31,11 @@ def session_update(session: SessionBase) -> Iterator[SessionBase]:
     fallback when Redis is down and two instances can never disagree about who
     holds it. If the block raises, nothing is saved.
     """
+    if not settings.SESSION_UPDATE_LOCK or not hasattr(session, "model"):
+        # Unlocked: only to measure what the lock prevents, or an engine with no
+        # row to lock (Django's cache-only engine). Changes may then be lost.
+        yield session
+        return
     with transaction.atomic():
         row = None
         if session.session_key:

@@ -139,6 +139,16 @@ def ensure_redis_server_binary() -> None:
         apt_install("redis-server")
 
 
+def database_recreate(url: str) -> None:
+    """Drop and create the PostgreSQL database ``url`` names (a private one for a harness)."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[-1]
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
 CHROMIUM = "/usr/bin/chromium"
 
 

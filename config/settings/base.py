@@ -89,7 +89,9 @@ DATABASES = {"default": _database}
 # --- Caches and sessions ------------------------------------------------------------
 CACHES = build_caches(env.REDIS_URL, session_db=env.REDIS_SESSION_DB)
 # cached_db with metadata, idle timeout and absolute lifetime (accounts/sessions.py).
-SESSION_ENGINE = "accounts.sessions"
+SESSION_ENGINE = env.SESSION_ENGINE
+SESSION_SAVE_EVERY_REQUEST = env.SESSION_SAVE_EVERY_REQUEST
+SESSION_UPDATE_LOCK = env.SESSION_UPDATE_LOCK
 SESSION_CACHE_ALIAS = _SESSION_CACHE_ALIAS
 SESSION_IDLE_TIMEOUT = env.SESSION_IDLE_TIMEOUT
 SESSION_ABSOLUTE_LIFETIME = env.SESSION_ABSOLUTE_LIFETIME

@@ -24,7 +24,7 @@ import requests
 
 from harness.cluster import Cluster, cluster_env
 from harness.server import BASE_DIR, collectstatic
-from harness.services import RedisServer, private_redis
+from harness.services import RedisServer, database_recreate, private_redis
 from harness.shopper import Shopper
 
 pytestmark = pytest.mark.resilience
@@ -179,13 +179,6 @@ class Rig:
     outcomes: list[Outcome] = field(default_factory=list)
 
 
-def _fresh_database(url: str) -> None:
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DATABASE}"')
-
-
 @pytest.fixture(scope="module")
 def rig(django_db_blocker) -> Iterator[Rig]:
     import subprocess
@@ -196,7 +189,7 @@ def rig(django_db_blocker) -> Iterator[Rig]:
     db = settings.DATABASES["default"]
     base = f"postgres://{db.get('USER') or 'postgres'}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
     database_url = f"{base}/{DATABASE}"
-    _fresh_database(database_url)
+    database_recreate(database_url)
     with private_redis() as redis:
         env = cluster_env(database_url, redis.url)
         for command in (["migrate", "--noinput", "-v0"], ["seed_shop"]):
