@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test resilience bench cluster cluster-stop lint clean
+.PHONY: run test resilience bench profile cluster cluster-stop lint clean
 N ?= 3
 
 $(BIN)/python:
@@ -45,6 +45,10 @@ cluster-stop: $(VENV)/.test-deps
 ## bench: load the shop with wrk and write BENCHMARKS.md (a benchmark, not a test)
 bench: $(VENV)/.test-deps
 	$(BIN)/python -m harness.bench
+
+## profile: where a warm cart page spends its time (pyinstrument; after make bench)
+profile: $(VENV)/.test-deps
+	$(BIN)/python -m harness.profile
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
