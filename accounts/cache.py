@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 REDIS_ERRORS = (ConnectionInterrupted, RedisError, OSError, socket.timeout)
 CLOSED, OPEN = "closed", "open"
 REPLAY_BATCH = 500
+JOURNAL_CHANNEL = "session_cache_journal"
 
 
 class Breaker:
@@ -53,6 +54,12 @@ class Breaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._probing = False
+        # Bumped by every failure and trip: a probe that started before one
+        # must not close the breaker over it.
+        self._generation = 0
+        self._probe_generation = 0
+        # Keys whose journal write failed too: only this process knows them.
+        self.unjournaled: set[str] = set()
 
     @property
     def state(self) -> str:
@@ -66,6 +73,7 @@ class Breaker:
 
     def record_failure(self) -> None:
         with self._lock:
+            self._generation += 1
             self._failures += 1
             if self._failures >= self.fail_max and self._opened_at is None:
                 self._opened_at = time.monotonic()
@@ -74,6 +82,7 @@ class Breaker:
     def trip(self, *, probe_now: bool = False) -> None:
         """Open at once; with ``probe_now`` the next call may probe straight away."""
         with self._lock:
+            self._generation += 1
             if self._opened_at is None:
                 logger.warning("session cache breaker opened: the journal holds keys to repair")
                 self._opened_at = time.monotonic() - (self.reset_timeout if probe_now else 0)
@@ -85,12 +94,13 @@ class Breaker:
             if not due or self._probing:
                 return False
             self._probing = True
+            self._probe_generation = self._generation
             return True
 
     def end_probe(self, *, healthy: bool) -> None:
         with self._lock:
             self._probing = False
-            if healthy:
+            if healthy and self._generation == self._probe_generation:
                 self._opened_at, self._failures = None, 0
                 logger.warning("session cache breaker closed: Redis answers and the journal is empty")
             else:
@@ -106,12 +116,27 @@ class JournalWatcher(threading.Thread):
 
     def run(self) -> None:
         while True:
-            time.sleep(self.interval)
             try:
-                self.check()
+                if connection.vendor == "postgresql":
+                    self.listen()
+                else:
+                    time.sleep(self.interval)
+                    self.check()
             except Exception:  # the watcher must outlive any failure; it tries again
-                logger.debug("journal watcher: journal unreadable", exc_info=True)
+                logger.info("journal watcher: journal unreadable; trying again", exc_info=True)
                 connection.close()  # a fresh connection next time
+                time.sleep(self.interval)
+
+    def listen(self) -> None:
+        """Trip on every journal notification, and look at the journal between them."""
+        import psycopg
+
+        with psycopg.connect(**connection.get_connection_params(), autocommit=True) as listener:
+            listener.execute(f"LISTEN {JOURNAL_CHANNEL}")
+            while True:
+                self.check()
+                for _ in listener.notifies(timeout=self.interval, stop_after=1):
+                    self.breaker.trip(probe_now=True)
 
     def check(self) -> None:
         from accounts.models import SessionCacheJournal
@@ -177,19 +202,25 @@ class SessionRedisCache(RedisCache):
     def _journal(self, keys: Iterable[str]) -> None:
         from accounts.models import SessionCacheJournal
 
-        keys = list(keys)
+        keys = sorted(set(keys))  # one row per key, locked in one order: no deadlock
         if not keys:
             return
         now = timezone.now()
         try:
-            SessionCacheJournal.objects.bulk_create(
-                [SessionCacheJournal(cache_key=key, failed_at=now) for key in keys],
-                update_conflicts=True,
-                unique_fields=["cache_key"],
-                update_fields=["failed_at"],
-            )
+            with transaction.atomic():
+                SessionCacheJournal.objects.bulk_create(
+                    [SessionCacheJournal(cache_key=key, failed_at=now) for key in keys],
+                    update_conflicts=True,
+                    unique_fields=["cache_key"],
+                    update_fields=["failed_at"],
+                )
+                if connection.vendor == "postgresql":
+                    # Every process's watcher hears this at once, not at its next look.
+                    with connection.cursor() as cursor:
+                        cursor.execute(f"NOTIFY {JOURNAL_CHANNEL}")
         except DatabaseError:
-            logger.error("could not journal session cache keys %s", keys, exc_info=True)
+            logger.error("could not journal session cache keys %s; kept in this process", keys, exc_info=True)
+            self.breaker.unjournaled.update(keys)
         self.breaker.trip()
 
     def _probe(self) -> None:
@@ -198,7 +229,11 @@ class SessionRedisCache(RedisCache):
         healthy = False
         try:
             self.client.get_client(write=True).ping()
-            healthy = self._replay_journal()
+            if self.breaker.unjournaled:
+                pending = set(self.breaker.unjournaled)
+                super().delete_many(list(pending))
+                self.breaker.unjournaled -= pending
+            healthy = self._replay_journal() and not self.breaker.unjournaled
         except REDIS_ERRORS:
             logger.info("session cache probe: Redis still unreachable")
         except DatabaseError:
@@ -215,14 +250,15 @@ class SessionRedisCache(RedisCache):
                 rows = list(
                     SessionCacheJournal.objects.select_for_update(skip_locked=True)
                     .order_by("failed_at")
-                    .values_list("cache_key", "failed_at")[:REPLAY_BATCH]
+                    .values_list("cache_key", flat=True)[:REPLAY_BATCH]
                 )
                 if not rows:
                     break
-                super().delete_many([key for key, _ in rows])
-                for key, failed_at in rows:
-                    # A key journaled again meanwhile stays for the next replay.
-                    SessionCacheJournal.objects.filter(cache_key=key, failed_at=failed_at).delete()
+                keys = list(rows)
+                super().delete_many(keys)
+                # The rows are locked: a key journaled again meanwhile waits and
+                # is inserted afresh after this commit, for the next replay.
+                SessionCacheJournal.objects.filter(cache_key__in=keys).delete()
         return not SessionCacheJournal.objects.exists()
 
     # --- The cache API cached_db and the shop use ---------------------------------------

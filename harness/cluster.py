@@ -109,6 +109,14 @@ class Cluster:
 
     # --- Lifecycle --------------------------------------------------------------------
     def start(self, n: int) -> Cluster:
+        """Start n instances and nginx; if anything fails, stop whatever did start."""
+        try:
+            return self._start(n)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, n: int) -> Cluster:
         ensure_nginx()
         for directory in ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"):
             (self.workdir / directory).mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,8 @@ import logging
 from collections.abc import Iterable
 from decimal import Decimal
 
-from django.core.cache import cache
+from django.conf import settings
+from django.core.cache import cache, caches
 from django.db import transaction
 
 from shop.models import Product
@@ -40,6 +41,8 @@ def products_get(ids: Iterable[int]) -> dict[int, Product]:
     ids = list(dict.fromkeys(ids))
     if not ids:
         return {}
+    if _redis_known_down():
+        return Product.objects.in_bulk(ids)
     try:
         cached = cache.get_many([_key(pk) for pk in ids])
     except Exception:  # the cache is an optimisation: without it, ask PostgreSQL
@@ -55,6 +58,17 @@ def products_get(ids: Iterable[int]) -> dict[int, Product]:
         except Exception:
             logger.warning("product cache unavailable", exc_info=True)
     return found
+
+
+def _redis_known_down() -> bool:
+    """Return whether this process's session cache breaker is open.
+
+    The general cache lives on the same Redis: while the breaker says Redis is
+    down, asking it for products would only add a timeout to the page.
+    """
+    from accounts.cache import OPEN, session_cache_breaker_state
+
+    return session_cache_breaker_state(caches[settings.SESSION_CACHE_ALIAS]) == OPEN
 
 
 def products_forget(ids: Iterable[int]) -> None:

@@ -192,3 +192,17 @@ def test_an_instance_that_never_saw_the_outage_serves_no_stale_copy(
     finally:
         first.stop()
         second.stop()
+
+
+def test_a_probe_never_closes_the_breaker_over_a_failure_during_it():
+    breaker = Breaker(fail_max=1, reset_timeout=0)
+    breaker.record_failure()
+    assert breaker.start_probe()
+
+    breaker.trip()  # another thread journaled a key while the probe ran
+    breaker.end_probe(healthy=True)
+
+    assert breaker.state == OPEN
+    assert breaker.start_probe()
+    breaker.end_probe(healthy=True)
+    assert breaker.state == CLOSED

@@ -198,8 +198,9 @@ def rig(django_db_blocker) -> Iterator[Rig]:
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("UPDATE shop_product SET stock = 1000000, is_active = true")
             products = conn.execute("SELECT id, slug FROM shop_product ORDER BY id LIMIT 40").fetchall()
-        cluster = Cluster(env).start(3)
+        cluster = Cluster(env)
         try:
+            cluster.start(3)
             shoppers = [ScriptedShopper(cluster.url, f"shopper{i}", products, seed=i) for i in range(SHOPPERS)]
             for shopper in shoppers:
                 shopper.sign_up()
