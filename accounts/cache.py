@@ -82,7 +82,10 @@ class Breaker:
     def trip(self, *, probe_now: bool = False) -> None:
         """Open at once; with ``probe_now`` the next call may probe straight away."""
         with self._lock:
-            self._generation += 1
+            if not probe_now:
+                # This process failed to write a key just now. (The watcher's
+                # "journal not empty" is not new: a running probe replays it.)
+                self._generation += 1
             if self._opened_at is None:
                 logger.warning("session cache breaker opened: the journal holds keys to repair")
                 self._opened_at = time.monotonic() - (self.reset_timeout if probe_now else 0)

@@ -138,6 +138,13 @@ class SessionStore(CachedDbStore):
         DbStore.delete(self, session_key)
         transaction.on_commit(lambda: self._cache.delete(self.cache_key_prefix + session_key))
 
+    # The async variants take the same path: Redis after commit, through the guard.
+    async def asave(self, must_create=False):
+        await sync_to_async(self.save)(must_create)
+
+    async def adelete(self, session_key=None):
+        await sync_to_async(self.delete)(session_key)
+
     # --- Saving: stamps into the data, columns from the stamps ------------------------
     def _stamp(self, data: dict) -> None:
         now = int(time.time())

@@ -199,6 +199,13 @@ def test_a_probe_never_closes_the_breaker_over_a_failure_during_it():
     breaker.record_failure()
     assert breaker.start_probe()
 
+    breaker.trip(probe_now=True)  # the watcher: the journal being replayed is not new
+    breaker.end_probe(healthy=True)
+    assert breaker.state == CLOSED
+
+    breaker.record_failure()
+    breaker._opened_at -= 60
+    assert breaker.start_probe()
     breaker.trip()  # another thread journaled a key while the probe ran
     breaker.end_probe(healthy=True)
 

@@ -157,10 +157,11 @@ class Command(BaseCommand):
                 skipped += 1
                 continue
             timeout = max(1, int((row.expire_date - now).total_seconds()))
+            # NX: a request may have cached a newer copy meanwhile; never overwrite it.
             if pipe is not None:
-                cache.client.set(KEY_PREFIX + row.session_key, data, timeout, client=pipe)
+                cache.client.set(KEY_PREFIX + row.session_key, data, timeout, client=pipe, nx=True)
             else:
-                cache.set(KEY_PREFIX + row.session_key, data, timeout)
+                cache.add(KEY_PREFIX + row.session_key, data, timeout)
             loaded += 1
         if pipe is not None:
             pipe.execute()
