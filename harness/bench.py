@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.cluster import cluster_env
-from harness.server import BASE_DIR, ShopServer, collectstatic
-from harness.services import RedisServer, apt_install, database_recreate, ensure
+from harness.cluster import cluster_env, prepare_database, products_for_load
+from harness.server import BASE_DIR, ShopServer
+from harness.services import RedisServer, apt_install, ensure
 from harness.shopper import Shopper
 
 RUNS = 3
@@ -168,21 +168,14 @@ def main() -> int:
     ensure()
     if not shutil.which("wrk"):
         apt_install("wrk")
-    from harness.tests_support import postgres_base_url
+    from harness.services import postgres_base_url
 
     database_url = f"{postgres_base_url()}/{DATABASE}"
-    database_recreate(database_url)
     redis = RedisServer().start()
     workdir = Path(tempfile.mkdtemp(prefix="shop-bench-"))
     base_env = cluster_env(database_url, redis.url)
-    for command in (["migrate", "--noinput", "-v0"], ["seed_shop"]):
-        subprocess.run([sys.executable, "manage.py", *command], cwd=BASE_DIR, env=base_env, check=True)
-    collectstatic(base_env)
-    import psycopg
-
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("UPDATE shop_product SET stock = 1000000, is_active = true")
-        products = conn.execute("SELECT id, slug FROM shop_product ORDER BY id LIMIT 120").fetchall()
+    prepare_database(base_env, fresh=True)
+    products = products_for_load(database_url, 120)
 
     def shop(**extra: str) -> ShopServer:
         return ShopServer({**base_env, **extra}, workers=2, log_path=workdir / "gunicorn.log").start()

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.server import BASE_DIR, ShopServer, collectstatic, production_env
-from harness.services import ServiceUnavailable, apt_install, free_port, wait_listening
+from harness.services import ServiceUnavailable, apt_install, database_recreate, free_port, wait_listening
 
 NGINX = "/usr/sbin/nginx"
 STATE_FILE = BASE_DIR / ".cluster" / "state.json"
@@ -241,21 +241,30 @@ class Cluster:
         }
 
 
-def _prepare_database(env: dict[str, str]) -> None:
-    """Create the database if needed, migrate it, load the demo catalogue, collect static files."""
+def prepare_database(env: dict[str, str], *, fresh: bool = False) -> None:
+    """Create (or, if ``fresh``, recreate) the database, migrate it, load the catalogue, collect static files."""
     import psycopg
 
-    from harness.services import host_port
-
     url = env["DATABASE_URL"]
-    name = url.rsplit("/", 1)[-1]
-    host, port = host_port(url, 5432)
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
+    if fresh:
+        database_recreate(url)
+    else:
+        name = url.rsplit("/", 1)[-1]
+        with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                conn.execute(f'CREATE DATABASE "{name}"')
     for command in (["migrate", "--noinput", "-v0"], ["seed_shop", "--if-empty"]):
         subprocess.run([sys.executable, "manage.py", *command], cwd=BASE_DIR, env=env, check=True)
     collectstatic(env)
+
+
+def products_for_load(database_url: str, limit: int) -> list[tuple[int, str]]:
+    """Give every product plenty of stock (a load run buys a lot); return (id, slug) of the first ``limit``."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE shop_product SET stock = 1000000, is_active = true")
+        return conn.execute("SELECT id, slug FROM shop_product ORDER BY id LIMIT %s", (limit,)).fetchall()
 
 
 def _stop_pid(pid: int, sig: signal.Signals = signal.SIGTERM, timeout: float = 15) -> None:
@@ -283,7 +292,7 @@ def main(argv: list[str]) -> int:
             os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/shop",
             os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
         )
-        _prepare_database(env)
+        prepare_database(env)
         cluster = Cluster(env, detach=True).start(int(argv[2]))
         state = cluster.describe()
         STATE_FILE.parent.mkdir(exist_ok=True)

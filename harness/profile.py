@@ -13,7 +13,7 @@ PAGES = 400
 
 
 def main() -> int:
-    from harness.tests_support import postgres_base_url
+    from harness.services import postgres_base_url
 
     os.environ.update(
         DJANGO_SETTINGS_MODULE="config.settings.production",

@@ -139,6 +139,12 @@ def ensure_redis_server_binary() -> None:
         apt_install("redis-server")
 
 
+def postgres_base_url() -> str:
+    """Return DATABASE_URL without its database name, or the machine's PostgreSQL."""
+    url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    return url.rsplit("/", 1)[0]
+
+
 def database_recreate(url: str) -> None:
     """Drop and create the PostgreSQL database ``url`` names (a private one for a harness)."""
     import psycopg

@@ -18,13 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import psycopg
 import pytest
 import requests
 
-from harness.cluster import Cluster, cluster_env
-from harness.server import BASE_DIR, collectstatic
-from harness.services import RedisServer, database_recreate, private_redis
+from harness.cluster import Cluster, cluster_env, prepare_database, products_for_load
+from harness.server import BASE_DIR
+from harness.services import RedisServer, postgres_base_url, private_redis
 from harness.shopper import Shopper
 
 pytestmark = pytest.mark.resilience
@@ -180,24 +179,12 @@ class Rig:
 
 
 @pytest.fixture(scope="module")
-def rig(django_db_blocker) -> Iterator[Rig]:
-    import subprocess
-    import sys
-
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    base = f"postgres://{db.get('USER') or 'postgres'}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
-    database_url = f"{base}/{DATABASE}"
-    database_recreate(database_url)
+def rig() -> Iterator[Rig]:
+    database_url = f"{postgres_base_url()}/{DATABASE}"
     with private_redis() as redis:
         env = cluster_env(database_url, redis.url)
-        for command in (["migrate", "--noinput", "-v0"], ["seed_shop"]):
-            subprocess.run([sys.executable, "manage.py", *command], cwd=BASE_DIR, env=env, check=True)
-        collectstatic(env)
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("UPDATE shop_product SET stock = 1000000, is_active = true")
-            products = conn.execute("SELECT id, slug FROM shop_product ORDER BY id LIMIT 40").fetchall()
+        prepare_database(env, fresh=True)
+        products = products_for_load(database_url, 40)
         cluster = Cluster(env)
         try:
             cluster.start(3)
