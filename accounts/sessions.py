@@ -27,6 +27,14 @@ IP_ADDRESS_KEY = "_ip"
 USER_AGENT_KEY = "_user_agent"
 USER_AGENT_MAX_LENGTH = 400
 END_BATCH_SIZE = 500
+# What Redis holds for an ended session, for as long as its cookie could live:
+# a read takes it for "no session" without asking PostgreSQL, and neither a
+# late write nor a re-cache after a miss (ADD) can put the session back.
+ENDED = {"_ended": True}
+
+
+def is_ended(data: object) -> bool:
+    return isinstance(data, dict) and data.get("_ended") is True
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,11 @@ def sessions_end(session_keys: Iterable[str]) -> int:
         batch = keys[start : start + END_BATCH_SIZE]
         with transaction.atomic():
             removed += UserSession.objects.filter(session_key__in=batch).delete()[0]
-            transaction.on_commit(lambda batch=batch: cache.delete_many([KEY_PREFIX + key for key in batch]))
+            transaction.on_commit(
+                lambda batch=batch: cache.set_many(
+                    {KEY_PREFIX + key: ENDED for key in batch}, settings.SESSION_COOKIE_AGE
+                )
+            )
     return removed
 
 
@@ -95,6 +107,9 @@ class SessionStore(CachedDbStore):
     # --- Loading: Redis, else PostgreSQL; a stale session ends here -------------------
     def load(self):
         data = self._cache.get(self.cache_key)
+        if is_ended(data):
+            self._session_key = None
+            return {}
         if data is None:
             row = self._get_session_from_db()
             data = self.decode(row.session_data) if row else {}
@@ -109,6 +124,9 @@ class SessionStore(CachedDbStore):
 
     async def aload(self):
         data = await self._cache.aget(await self.acache_key())
+        if is_ended(data):
+            self._session_key = None
+            return {}
         if data is None:
             row = await self._aget_session_from_db()
             data = self.decode(row.session_data) if row else {}
@@ -124,19 +142,37 @@ class SessionStore(CachedDbStore):
     # --- Writing: PostgreSQL first, Redis once the transaction has committed ----------
     # Writing Redis inside the transaction would let readers see data that a
     # rollback then takes back; the session cache journals any write it misses.
+    # Under session_update the row lock is held until commit: writing Redis at
+    # once lets that lock order this write before any later end of the session
+    # (whose tombstone is written after its own commit). session_update evicts
+    # the key if its transaction does not commit.
+    write_cache_now = False
+    written_now: list[str] = []
+
     def save(self, must_create=False):
         if self.session_key is None:
             return self.create()  # which saves, with must_create
         DbStore.save(self, must_create)
         key, data, age = self.cache_key, dict(self._session), self.get_expiry_age()
-        transaction.on_commit(lambda: self._cache.set(key, data, age))
+        if self.write_cache_now:
+            self._cache.set(key, data, age)
+            self.written_now = [*self.written_now, key]
+        else:
+            transaction.on_commit(lambda: self._cache.set(key, data, age))
 
     def delete(self, session_key=None):
         session_key = session_key or self.session_key
         if session_key is None:
             return
         DbStore.delete(self, session_key)
-        transaction.on_commit(lambda: self._cache.delete(self.cache_key_prefix + session_key))
+        key = self.cache_key_prefix + session_key
+        transaction.on_commit(lambda: self._cache.set(key, ENDED, settings.SESSION_COOKIE_AGE))
+
+    def exists(self, session_key):
+        cached = self._cache.get(self.cache_key_prefix + session_key)
+        if is_ended(cached):
+            return False  # ended: whatever a row might say, it is gone
+        return cached is not None or DbStore.exists(self, session_key)
 
     # The async variants take the same path: Redis after commit, through the guard.
     async def asave(self, must_create=False):

@@ -36,35 +36,60 @@ def session_update(session: SessionBase) -> Iterator[SessionBase]:
         # row to lock (Django's cache-only engine). Changes may then be lost.
         yield session
         return
-    with transaction.atomic():
-        row = None
-        if session.session_key:
-            row = (
-                session.model.objects.select_for_update()
-                .filter(session_key=session.session_key, expire_date__gt=timezone.now())
-                .first()
-            )
-            if row is None:
-                # Ended meanwhile (revoked, expired): what this request loaded
-                # must not come back; the change starts a new, empty session.
-                session.clear()
-                session._session_key = None
-        if row is not None and not session.modified:
-            session._session_cache = session.decode(row.session_data)
-        # With pending changes (a sign-in earlier in this request, say) the
-        # request's own copy is kept and saved under the lock. Without a stored
-        # row (first visit) no other request can hold this session, and the
-        # middleware creates it after the view.
-        snapshot, was_modified = dict(session.items()), session.modified
-        try:
-            yield session
-        except BaseException:
-            session._session_cache, session.modified = snapshot, was_modified
-            raise
-        if row is not None and session.modified:
-            session.save()
-            # Saved while locked: the middleware must not write this request's
-            # copy again later, over a change another request made meanwhile;
-            # it only renews the cookie.
-            session.modified = False
-            session.saved_under_lock = True
+    locked = False
+    try:
+        with transaction.atomic():
+            row = None
+            if session.session_key:
+                row = (
+                    session.model.objects.select_for_update()
+                    .filter(session_key=session.session_key, expire_date__gt=timezone.now())
+                    .first()
+                )
+                if row is None:
+                    # Ended meanwhile (revoked, expired): what this request loaded
+                    # must not come back, from this request or from Redis; the
+                    # change starts a new, empty session.
+                    _mark_ended(session, session.session_key)
+                    session.clear()
+                    session._session_key = None
+            if row is not None:
+                # Every save in the block (a sign-in's new key too) writes Redis at
+                # once and in order, while the lock orders it against the end of
+                # the session; they are evicted if the block does not commit.
+                locked, session.write_cache_now, session.written_now = True, True, []
+            if row is not None and not session.modified:
+                session._session_cache = session.decode(row.session_data)
+            # With pending changes (a sign-in earlier in this request, say) the
+            # request's own copy is kept and saved under the lock. Without a stored
+            # row (first visit) no other request can hold this session, and the
+            # middleware creates it after the view.
+            snapshot, was_modified = dict(session.items()), session.modified
+            try:
+                yield session
+            except BaseException:
+                session._session_cache, session.modified = snapshot, was_modified
+                raise
+            if row is not None and session.modified:
+                session.save()
+                # Saved while locked: the middleware must not write this request's
+                # copy again later, over a change another request made meanwhile;
+                # it only renews the cookie.
+                session.modified = False
+                session.saved_under_lock = True
+    except BaseException:
+        if locked:
+            for key in session.written_now:
+                session._cache.delete(key)  # written under the lock, never committed
+        raise
+    finally:
+        if locked:
+            session.write_cache_now = False
+
+
+def _mark_ended(session: SessionBase, session_key: str) -> None:
+    from accounts.sessions import ENDED
+
+    cache = getattr(session, "_cache", None)
+    if cache is not None and hasattr(session, "write_cache_now"):  # only the shop's store knows tombstones
+        cache.set(session.cache_key_prefix + session_key, ENDED, settings.SESSION_COOKIE_AGE)

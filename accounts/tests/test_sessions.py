@@ -17,6 +17,7 @@ from accounts.sessions import (
     AUTHENTICATED_AT_KEY,
     LAST_ACTIVITY_KEY,
     SessionStore,
+    is_ended,
     sessions_end,
 )
 from accounts.sessions import (
@@ -33,7 +34,9 @@ def session_cache():
 
 
 def in_redis(key: str) -> bool:
-    return session_cache().get(KEY_PREFIX + key) is not None
+    """Whether Redis holds a live copy (an ended session leaves a tombstone)."""
+    value = session_cache().get(KEY_PREFIX + key)
+    return value is not None and not is_ended(value)
 
 
 def backdate(key: str, **stamps: int) -> None:
@@ -219,3 +222,45 @@ def test_a_miss_never_overwrites_a_newer_cached_copy():
     ReaderRacingAWriter(key).load()
 
     assert session_cache().get(KEY_PREFIX + key) == newer
+
+
+def test_a_reader_racing_an_end_cannot_bring_the_session_back(ada):
+    store = SessionStore()
+    store["_auth_user_id"] = str(ada.pk)
+    store.save()
+    key = store.session_key
+    session_cache().delete(KEY_PREFIX + key)  # a miss: the next reader re-caches from PostgreSQL
+
+    class ReaderRacingAnEnd(SessionStore):
+        def _get_session_from_db(self):
+            row = super()._get_session_from_db()
+            sessions_end([key])  # revoked between this read and the re-cache
+            return row
+
+    ReaderRacingAnEnd(key).load()
+
+    assert is_ended(session_cache().get(KEY_PREFIX + key))
+    assert SessionStore(key).load() == {}
+
+
+def test_changes_under_the_lock_reach_redis_before_commit(client, make_product):
+    from django.db import transaction
+
+    from cart.cart import Cart
+    from config.sessions import session_update
+
+    kite = make_product()
+    client.post(f"/cart/add/{kite.pk}/")
+    key = client.session.session_key
+    store = SessionStore(key)
+    store.get("cart")
+
+    with transaction.atomic():
+        with session_update(store):
+            Cart(store).add(kite)
+        # Still inside the transaction: the write is ordered by the row lock,
+        # before any end of this session can write its tombstone.
+        assert session_cache().get(KEY_PREFIX + key)["cart"][str(kite.pk)]["quantity"] == 2
+    sessions_end([key])
+
+    assert is_ended(session_cache().get(KEY_PREFIX + key))

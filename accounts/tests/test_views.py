@@ -12,6 +12,7 @@ from django.core.cache import caches
 from django.test import Client
 
 from accounts.models import UserSession
+from accounts.sessions import is_ended
 from accounts.tests.conftest import PASSWORD, sign_in
 from cart.cart import CART_SESSION_KEY
 from shop.models import Order
@@ -29,7 +30,8 @@ def lines(client) -> dict:
 
 
 def in_redis(key: str) -> bool:
-    return caches["sessions"].get(KEY_PREFIX + key) is not None
+    value = caches["sessions"].get(KEY_PREFIX + key)
+    return value is not None and not is_ended(value)  # an ended session leaves a tombstone
 
 
 def test_me_json_for_anonymous_and_signed_in(client, ada):
