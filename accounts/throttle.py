@@ -37,12 +37,13 @@ def _keys(request: HttpRequest, username: str) -> list[tuple[str, int]]:
 
 def is_throttled(request: HttpRequest, username: str) -> bool:
     """Return whether sign-ins for this username or from this address are paused."""
+    keys = _keys(request, username)
     try:
-        counts = cache.get_many([key for key, _ in _keys(request, username)])
+        counts = cache.get_many([key for key, _ in keys])
     except Exception:
         logger.warning("login throttle unavailable; letting the attempt through", exc_info=True)
         return False
-    return any(counts.get(key, 0) >= limit for key, limit in _keys(request, username))
+    return any(counts.get(key, 0) >= limit for key, limit in keys)
 
 
 def record_failure(request: HttpRequest, username: str) -> None:
