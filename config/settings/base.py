@@ -8,7 +8,7 @@ import environ
 
 from config import env
 from config.caches import SESSION_CACHE_ALIAS as _SESSION_CACHE_ALIAS
-from config.caches import build_caches
+from config.caches import Sentinel, build_caches
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Local state of the embedded default (SQLite); git-ignored, never used in production.
@@ -24,7 +24,13 @@ WSGI_APPLICATION = "config.wsgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
-USE_I18N = True
+# One language: without the translation machinery, every rendered variable
+# skips a per-thread language lookup (Django's advice for untranslated sites).
+USE_I18N = False
+DATE_FORMAT = "j M Y"
+DATETIME_FORMAT = "j M Y, H:i"
+SHORT_DATE_FORMAT = "d/m/Y"
+SHORT_DATETIME_FORMAT = "d/m/Y H:i"
 USE_TZ = True
 
 # --- Applications ---------------------------------------------------------------
@@ -87,7 +93,11 @@ elif _database["ENGINE"] == "django.db.backends.sqlite3":
 DATABASES = {"default": _database}
 
 # --- Caches and sessions ------------------------------------------------------------
-CACHES = build_caches(env.REDIS_URL, session_db=env.REDIS_SESSION_DB)
+# Redis Sentinel, when REDIS_SENTINELS names the sentinels; None for one Redis.
+REDIS_SENTINEL = Sentinel.parse(
+    env.REDIS_SENTINELS, env.REDIS_SENTINEL_MASTER, env.REDIS_REPLICA_ACKS, env.REDIS_REPLICA_ACK_TIMEOUT
+)
+CACHES = build_caches(env.REDIS_URL, session_db=env.REDIS_SESSION_DB, sentinel=REDIS_SENTINEL)
 # cached_db with metadata, idle timeout and absolute lifetime (accounts/sessions.py).
 SESSION_ENGINE = env.SESSION_ENGINE
 SESSION_SAVE_EVERY_REQUEST = env.SESSION_SAVE_EVERY_REQUEST
