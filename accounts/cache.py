@@ -30,9 +30,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, ProgrammingError, connection, transaction
 from django.utils import timezone
 from django_redis.cache import RedisCache
+from django_redis.client import DefaultClient
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
@@ -125,6 +126,10 @@ class JournalWatcher(threading.Thread):
                 else:
                     time.sleep(self.interval)
                     self.check()
+            except ProgrammingError:  # no journal table yet: migrations are running
+                logger.info("journal watcher: no journal table yet; trying again")
+                connection.close()
+                time.sleep(self.interval)
             except Exception:  # the watcher must outlive any failure; it tries again
                 logger.info("journal watcher: journal unreadable; trying again", exc_info=True)
                 connection.close()  # a fresh connection next time
@@ -171,6 +176,62 @@ def session_cache_breaker_state(cache) -> str | None:
     return breaker.state if breaker is not None else None
 
 
+class ReplicaLagError(RedisError):
+    """Fewer replicas than required acknowledged a write in time."""
+
+
+class ReplicatedClient(DefaultClient):
+    """django-redis's client whose writes return once ``REPLICA_ACKS`` replicas hold them.
+
+    Redis replicates asynchronously: a primary that dies right after a write
+    can hand over to a replica without it, and the replica would then serve the
+    session as it was before. Each write here is sent with a ``WAIT`` in one
+    pipeline, on one connection, so it costs no extra round trip. A write fewer
+    replicas acknowledged raises ReplicaLagError: the session cache counts it
+    as failed and journals the key, so no process reads it until it has been
+    deleted again (accounts/cache.py's journal).
+    """
+
+    def __init__(self, server, params, backend) -> None:
+        super().__init__(server, params, backend)
+        self.replica_acks = int(self._options.get("REPLICA_ACKS", 1))
+        self.replica_ack_timeout = int(self._options.get("REPLICA_ACK_TIMEOUT", 100))
+
+    def _acknowledged(self, write: Callable[[Any], Any], client) -> Any:
+        if client is not None:  # the caller's pipeline: the caller waits
+            return write(client)
+        pipe = self.get_client(write=True).pipeline(transaction=False)
+        write(pipe)
+        pipe.execute_command("WAIT", self.replica_acks, self.replica_ack_timeout)
+        *results, acks = pipe.execute()
+        if acks < self.replica_acks:
+            raise ReplicaLagError(f"{acks} of {self.replica_acks} replicas acknowledged a session write")
+        return results[0] if results else None
+
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None, nx=False, xx=False):
+        result = self._acknowledged(
+            lambda c: super(ReplicatedClient, self).set(key, value, timeout, version, c, nx, xx), client
+        )
+        return bool(result)
+
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None, client=None):
+        def write(pipe) -> None:
+            for key, value in data.items():
+                DefaultClient.set(self, key, value, timeout, version, pipe)
+
+        if data:
+            self._acknowledged(write, client)
+
+    def delete(self, key, version=None, prefix=None, client=None):
+        return self._acknowledged(lambda c: super(ReplicatedClient, self).delete(key, version, prefix, c), client)
+
+    def delete_many(self, keys, version=None, client=None):
+        keys = list(keys)
+        if not keys:
+            return 0
+        return self._acknowledged(lambda c: super(ReplicatedClient, self).delete_many(keys, version, c), client)
+
+
 class SessionRedisCache(RedisCache):
     """django-redis behind a breaker, with a journal of changes Redis missed."""
 
@@ -179,7 +240,8 @@ class SessionRedisCache(RedisCache):
         options["IGNORE_EXCEPTIONS"] = False  # failures are handled here, not swallowed below
         super().__init__(server, params)
         self.breaker = breaker_for(
-            str(server),
+            # One breaker per Redis: a Sentinel location names the primary only.
+            f"{server} {options.get('SENTINELS') or ''}",
             fail_max=int(options.get("BREAKER_FAIL_MAX", 3)),
             reset_timeout=float(options.get("BREAKER_RESET_TIMEOUT", 2.0)),
             poll_interval=float(options.get("JOURNAL_POLL_INTERVAL", settings.SESSION_JOURNAL_POLL_INTERVAL)),
@@ -279,6 +341,14 @@ class SessionRedisCache(RedisCache):
         # A failed ADD leaves nothing newer behind than what Redis had: no journal.
         return self._guarded(
             lambda: super(SessionRedisCache, self).add(key, value, timeout, version, client), default=False
+        )
+
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None, client=None):
+        data = dict(data)
+        return self._guarded(
+            lambda: super(SessionRedisCache, self).set_many(data, timeout, version, client),
+            default=list(data),
+            journal=list(data),
         )
 
     def delete(self, key, version=None, prefix=None, client=None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -39,17 +40,59 @@ def with_redis_db(url: str, db: int) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", urlencode(query), parts.fragment))
 
 
+@dataclass(frozen=True)
+class Sentinel:
+    """Redis Sentinel: where the sentinels are, the primary's name, and how writes are acknowledged."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    master: str = "mymaster"
+    # A session write counts once this many replicas acknowledge it (WAIT), so
+    # a failover cannot bring back an older copy; 0 turns the wait off.
+    replica_acks: int = 1
+    ack_timeout_ms: int = 100
+
+    @classmethod
+    def parse(cls, sentinels: list[str], master: str, replica_acks: int, ack_timeout_ms: int) -> Sentinel | None:
+        """Return the configuration for "host:port" strings, or None when there are none."""
+        hosts = []
+        for entry in (e.strip() for e in sentinels):
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit():
+                raise ImproperlyConfigured(f"REDIS_SENTINELS entries are host:port, not {entry!r}")
+            hosts.append((host.strip("[]"), int(port)))
+        if not hosts:
+            return None
+        if not master:
+            raise ImproperlyConfigured("REDIS_SENTINEL_MASTER names the primary the sentinels watch")
+        return cls(tuple(hosts), master, replica_acks, ack_timeout_ms)
+
+    def location(self, redis_url: str) -> str:
+        """REDIS_URL with the primary's name for host: it keeps the database and the password."""
+        parts = urlsplit(redis_url or "redis://")
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = f"{userinfo}@{self.master}" if userinfo else self.master
+        return urlunsplit((parts.scheme or "redis", netloc, parts.path or "/0", parts.query, parts.fragment))
+
+
 SESSION_CACHE_BACKEND = "accounts.cache.SessionRedisCache"
+REPLICATED_CLIENT = "accounts.cache.ReplicatedClient"
 # Breaker: open after this many consecutive failures, probe this often (seconds).
 BREAKER_FAIL_MAX = 3
 BREAKER_RESET_TIMEOUT = 2.0
 
 
 def redis_cache(
-    url: str, *, ignore_exceptions: bool, serializer: str | None = None, backend: str | None = None
+    url: str,
+    *,
+    ignore_exceptions: bool,
+    serializer: str | None = None,
+    backend: str | None = None,
+    sentinel: Sentinel | None = None,
 ) -> dict[str, Any]:
     """Return one django-redis cache definition."""
     options: dict[str, Any] = {
+        # Under Sentinel too: django-redis's SentinelClient reads from replicas,
+        # which may lag; one location reads and writes the primary only.
         "CLIENT_CLASS": "django_redis.client.DefaultClient",
         "PARSER_CLASS": "redis.connection._HiredisParser",
         "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT,
@@ -59,11 +102,13 @@ def redis_cache(
     }
     if serializer:
         options["SERIALIZER"] = serializer
+    if sentinel:
+        options.update(CONNECTION_FACTORY="django_redis.pool.SentinelConnectionFactory", SENTINELS=sentinel.sentinels)
     return {"BACKEND": backend or "django_redis.cache.RedisCache", "LOCATION": url, "OPTIONS": options}
 
 
 def build_caches(
-    redis_url: str, *, session_db: int | None = None, single_process: bool = True
+    redis_url: str, *, session_db: int | None = None, single_process: bool = True, sentinel: Sentinel | None = None
 ) -> dict[str, dict[str, Any]]:
     """Return CACHES with a general cache and a session cache on its own database.
 
@@ -72,6 +117,8 @@ def build_caches(
     cached in process only when one process serves the shop: with several, each
     would keep its own copy and serve it after another process changed it.
     """
+    if sentinel:
+        redis_url = sentinel.location(redis_url)
     if not redis_url:
         in_process = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "sessions"}
         return {
@@ -89,12 +136,12 @@ def build_caches(
             f"({general_db}) and below {REDIS_DATABASES}: set REDIS_SESSION_DB (now {session_db})."
         )
     return {
-        DEFAULT_CACHE_ALIAS: redis_cache(redis_url, ignore_exceptions=False),
-        SESSION_CACHE_ALIAS: _session_cache(with_redis_db(redis_url, session_db)),
+        DEFAULT_CACHE_ALIAS: redis_cache(redis_url, ignore_exceptions=False, sentinel=sentinel),
+        SESSION_CACHE_ALIAS: _session_cache(with_redis_db(redis_url, session_db), sentinel),
     }
 
 
-def _session_cache(url: str) -> dict[str, Any]:
+def _session_cache(url: str, sentinel: Sentinel | None = None) -> dict[str, Any]:
     cache = redis_cache(
         url,
         # Stock cached_db calls the cache unguarded (the re-cache after a database
@@ -107,6 +154,13 @@ def _session_cache(url: str) -> dict[str, Any]:
         # run code in the shop. Sessions hold JSON-safe data only.
         serializer="django_redis.serializers.json.JSONSerializer",
         backend=SESSION_CACHE_BACKEND,
+        sentinel=sentinel,
     )
+    if sentinel and sentinel.replica_acks:
+        cache["OPTIONS"].update(
+            CLIENT_CLASS=REPLICATED_CLIENT,
+            REPLICA_ACKS=sentinel.replica_acks,
+            REPLICA_ACK_TIMEOUT=sentinel.ack_timeout_ms,
+        )
     cache["OPTIONS"].update(BREAKER_FAIL_MAX=BREAKER_FAIL_MAX, BREAKER_RESET_TIMEOUT=BREAKER_RESET_TIMEOUT)
     return cache

@@ -15,6 +15,14 @@ DATABASE_URL: str = _env.str("DATABASE_URL", default="")
 REDIS_URL: str = _env.str("REDIS_URL", default="")
 # Redis database number of the session cache; defaults to REDIS_URL's number + 1.
 REDIS_SESSION_DB: int | None = _env.int("REDIS_SESSION_DB", default=None)
+# Redis Sentinel instead of one Redis: "host:port,host:port" and the primary's
+# name. REDIS_URL then only carries the database number and password.
+REDIS_SENTINELS: list[str] = _env.list("REDIS_SENTINELS", default=[])
+REDIS_SENTINEL_MASTER: str = _env.str("REDIS_SENTINEL_MASTER", default="mymaster")
+# Under Sentinel, a session write counts once this many replicas hold it (WAIT),
+# within REDIS_REPLICA_ACK_TIMEOUT milliseconds; 0 turns the wait off.
+REDIS_REPLICA_ACKS: int = _env.int("REDIS_REPLICA_ACKS", default=1)
+REDIS_REPLICA_ACK_TIMEOUT: int = _env.int("REDIS_REPLICA_ACK_TIMEOUT", default=100)
 SECRET_KEY: str = _env.str("SECRET_KEY", default="")
 DEBUG: bool | None = _env.bool("DEBUG", default=None)
 ALLOWED_HOSTS: list[str] = _env.list("ALLOWED_HOSTS", default=[])

@@ -80,13 +80,14 @@ def ensure_nginx() -> None:
         apt_install("nginx")
 
 
-def cluster_env(database_url: str, redis_url: str) -> dict[str, str]:
+def cluster_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
     """Return the environment every instance of a cluster runs with."""
     return production_env(
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         CLIENT_IP_HEADER="X-Forwarded-For",
         TRUSTED_PROXY_COUNT="1",
+        **extra,
     )
 
 

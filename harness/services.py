@@ -182,6 +182,8 @@ class RedisServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     workdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="shop-redis-"))
+    # More redis-server arguments, e.g. ("--replicaof", "127.0.0.1", "6380").
+    args: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -201,6 +203,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 self.workdir,
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -211,6 +214,13 @@ class RedisServer:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def kill(self) -> None:
+        """Die at once (SIGKILL), as a crashed host would."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
             self.process.wait(timeout=10)
         self.process = None
 

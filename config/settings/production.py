@@ -24,7 +24,12 @@ from .base import *  # noqa: E402, F403
 
 DEBUG = bool(env.DEBUG)
 # Many processes serve production: without Redis, sessions come from the database alone.
-CACHES = build_caches(env.REDIS_URL, session_db=env.REDIS_SESSION_DB, single_process=False)
+CACHES = build_caches(
+    env.REDIS_URL,
+    session_db=env.REDIS_SESSION_DB,
+    single_process=False,
+    sentinel=REDIS_SENTINEL,  # noqa: F405
+)
 
 # --- HTTPS ------------------------------------------------------------------------------
 # TLS ends at the load balancer, which says so in X-Forwarded-Proto.
