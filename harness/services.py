@@ -172,7 +172,24 @@ def ensure() -> None:
     ensure_chromium()
     if not Path("/usr/sbin/nginx").exists():
         apt_install("nginx")
-    print("services: PostgreSQL and Redis answer; Chromium and nginx are installed", flush=True)
+    ensure_manifest_validators()
+    print(
+        "services: PostgreSQL and Redis answer; Chromium, nginx and the manifest validators are installed", flush=True
+    )
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def ensure_manifest_validators() -> None:
+    """Debian's docker-compose (checks compose files) and Kubernetes API models (harness/manifests.py)."""
+    missing = []
+    if not shutil.which("docker-compose"):
+        missing.append("docker-compose")
+    if subprocess.run([SYSTEM_PYTHON, "-c", "import kubernetes, yaml"], capture_output=True).returncode != 0:
+        missing.append("python3-kubernetes")
+    if missing:
+        apt_install(*missing)
 
 
 @dataclass
