@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.caches import SESSION_CACHE_ALIAS, build_caches, redis_db_number, with_redis_db
+from config.caches import SESSION_CACHE_ALIAS, Sentinel, build_caches, redis_db_number, with_redis_db
 
 
 def test_without_redis_url_both_caches_are_in_process():
@@ -67,3 +67,42 @@ def test_unix_socket_urls_select_databases_by_query():
 def test_a_session_database_that_cannot_work_is_refused(url, session_db):
     with pytest.raises(ImproperlyConfigured, match="REDIS_SESSION_DB"):
         build_caches(url, session_db=session_db)
+
+
+# --- Redis Sentinel ---------------------------------------------------------------------------
+def sentinel(hosts: str = "10.0.0.1:26379, 10.0.0.2:26379,[::1]:26380", **kwargs) -> Sentinel:
+    return Sentinel.parse(hosts.split(","), kwargs.get("master", "shop"), kwargs.get("acks", 1), 100)
+
+
+def test_sentinels_are_parsed_from_host_port_pairs():
+    assert sentinel().sentinels == (("10.0.0.1", 26379), ("10.0.0.2", 26379), ("::1", 26380))
+    assert Sentinel.parse([], "mymaster", 1, 100) is None
+
+
+@pytest.mark.parametrize("hosts", ["10.0.0.1", "10.0.0.1:port", ":26379"])
+def test_malformed_sentinels_are_refused(hosts):
+    with pytest.raises(ImproperlyConfigured, match="host:port"):
+        sentinel(hosts)
+
+
+def test_under_sentinel_both_caches_follow_the_primary_by_name():
+    caches = build_caches("redis://:secret@ignored-host:6379/4", sentinel=sentinel())
+    general, sessions = caches["default"], caches[SESSION_CACHE_ALIAS]
+
+    assert general["LOCATION"] == "redis://:secret@shop/4"
+    assert sessions["LOCATION"] == "redis://:secret@shop/5"
+    for cache in (general, sessions):
+        assert cache["OPTIONS"]["CONNECTION_FACTORY"] == "django_redis.pool.SentinelConnectionFactory"
+        assert cache["OPTIONS"]["SENTINELS"] == sentinel().sentinels
+    # One location, no is_master=0 replica pool: reads go to the primary, never to a lagging replica.
+    assert general["OPTIONS"]["CLIENT_CLASS"] == "django_redis.client.DefaultClient"
+    assert "is_master" not in sessions["LOCATION"]
+    assert sessions["OPTIONS"]["CLIENT_CLASS"] == "accounts.cache.ReplicatedClient"
+    assert sessions["OPTIONS"]["REPLICA_ACKS"] == 1
+
+
+def test_sentinel_without_redis_url_uses_database_zero_and_can_skip_the_wait():
+    caches = build_caches("", sentinel=sentinel(acks=0))
+
+    assert caches["default"]["LOCATION"] == "redis://shop/0"
+    assert caches[SESSION_CACHE_ALIAS]["OPTIONS"]["CLIENT_CLASS"] == "django_redis.client.DefaultClient"

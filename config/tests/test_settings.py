@@ -84,3 +84,22 @@ def test_redis_url_selects_django_redis_for_both_caches():
     assert result.returncode == 0, result.stderr
     # The session cache is django-redis behind a breaker with a journal.
     assert result.stdout.split() == ["django_redis.cache.RedisCache", "accounts.cache.SessionRedisCache"]
+
+
+def test_production_reads_redis_sentinel_from_the_environment():
+    result = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; s = settings.CACHES['sessions']; "
+        "print(s['LOCATION'], s['OPTIONS']['SENTINELS'], s['OPTIONS']['REPLICA_ACKS'])",
+        settings="config.settings.production",
+        SECRET_KEY=TEST_SECRET_KEY,
+        DATABASE_URL="postgres://u@db/shop",
+        REDIS_SENTINELS="s1.internal:26379,s2.internal:26379",
+        REDIS_SENTINEL_MASTER="shop-primary",
+        REDIS_REPLICA_ACKS="2",
+    )
+
+    assert result.returncode == 0, result.stderr
+    expected = "redis://shop-primary/1 (('s1.internal', 26379), ('s2.internal', 26379)) 2"
+    assert result.stdout.strip().splitlines()[-1] == expected
