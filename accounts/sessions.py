@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.backends.cached_db import KEY_PREFIX
 from django.contrib.sessions.backends.cached_db import SessionStore as CachedDbStore
 from django.contrib.sessions.backends.db import SessionStore as DbStore
 from django.core.cache import caches
-from django.db import transaction
+from django.db import DatabaseError, router, transaction
 from django.utils import timezone
 
 from accounts.models import UserSession
@@ -152,13 +153,29 @@ class SessionStore(CachedDbStore):
     def save(self, must_create=False):
         if self.session_key is None:
             return self.create()  # which saves, with must_create
-        DbStore.save(self, must_create)
+        if self.write_cache_now and not must_create:
+            self._update_locked_row()
+        else:
+            DbStore.save(self, must_create)
         key, data, age = self.cache_key, dict(self._session), self.get_expiry_age()
         if self.write_cache_now:
             self._cache.set(key, data, age)
             self.written_now = [*self.written_now, key]
         else:
             transaction.on_commit(lambda: self._cache.set(key, data, age))
+
+    def _update_locked_row(self) -> None:
+        """Update the row session_update has locked, without Django's savepoint around it.
+
+        The row exists and this transaction holds its lock, so the savepoint
+        Django's save opens (to recover from a failed insert) is not needed:
+        two round trips fewer on every change to a basket.
+        """
+        obj = self.create_model_instance(self._get_session())
+        try:
+            obj.save(force_update=True, using=router.db_for_write(self.model, instance=obj))
+        except DatabaseError as error:
+            raise UpdateError from error
 
     def delete(self, session_key=None):
         session_key = session_key or self.session_key

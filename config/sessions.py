@@ -39,27 +39,28 @@ def session_update(session: SessionBase) -> Iterator[SessionBase]:
     locked = False
     try:
         with transaction.atomic():
-            row = None
+            stored = None
             if session.session_key:
-                row = (
+                stored = (
                     session.model.objects.select_for_update()
                     .filter(session_key=session.session_key, expire_date__gt=timezone.now())
+                    .values_list("session_data", flat=True)  # the durable copy, locked
                     .first()
                 )
-                if row is None:
+                if stored is None:
                     # Ended meanwhile (revoked, expired): what this request loaded
                     # must not come back, from this request or from Redis; the
                     # change starts a new, empty session.
                     _mark_ended(session, session.session_key)
                     session.clear()
                     session._session_key = None
-            if row is not None:
+            if stored is not None:
                 # Every save in the block (a sign-in's new key too) writes Redis at
                 # once and in order, while the lock orders it against the end of
                 # the session; they are evicted if the block does not commit.
                 locked, session.write_cache_now, session.written_now = True, True, []
-            if row is not None and not session.modified:
-                session._session_cache = session.decode(row.session_data)
+            if stored is not None and not session.modified:
+                session._session_cache = session.decode(stored)
             # With pending changes (a sign-in earlier in this request, say) the
             # request's own copy is kept and saved under the lock. Without a stored
             # row (first visit) no other request can hold this session, and the
@@ -70,7 +71,7 @@ def session_update(session: SessionBase) -> Iterator[SessionBase]:
             except BaseException:
                 session._session_cache, session.modified = snapshot, was_modified
                 raise
-            if row is not None and session.modified:
+            if stored is not None and session.modified:
                 session.save()
                 # Saved while locked: the middleware must not write this request's
                 # copy again later, over a change another request made meanwhile;

@@ -108,3 +108,19 @@ def test_a_basket_of_100_lines_stays_under_8_kb(make_product, shop_on_private_re
     in_redis = int(redis_server.cli("-n", "1", "STRLEN", f":1:{KEY_PREFIX}{store.session_key}"))
     in_postgres = len(UserSession.objects.get(session_key=store.session_key).session_data)
     assert 0 < in_redis < 8192 and in_postgres < 8192, (in_redis, in_postgres)
+
+
+def test_a_change_to_the_basket_costs_one_lock_and_one_update(warm_basket, shop_on_private_redis, make_product):
+    """Adding a line: the product, the session row locked, the row updated; no savepoint, one Redis write."""
+    product = make_product()
+    shop_on_private_redis.reset()
+    with CaptureQueriesContext(connection) as queries:
+        assert warm_basket.post(f"/cart/add/{product.pk}/").status_code == 302
+    sql = [q["sql"].lstrip().split()[0] for q in queries.captured_queries]
+    session_sql = [q["sql"] for q in queries.captured_queries if "accounts_usersession" in q["sql"]]
+
+    assert sql.count("SAVEPOINT") == 0 and sql.count("RELEASE") == 0
+    assert len(session_sql) == 2
+    assert session_sql[0].lstrip().startswith("SELECT") and session_sql[0].rstrip().endswith("FOR UPDATE")
+    assert session_sql[1].lstrip().startswith("UPDATE")
+    assert shop_on_private_redis.calls().get("set") == 1
