@@ -72,6 +72,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "cart.context_processors.cart",
             ],
+            # {% url %} reversed once per process (config/cached_urls.py).
+            "builtins": ["config.cached_urls"],
         },
     },
 ]
