@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 
@@ -41,12 +41,7 @@ def session_update(session: SessionBase) -> Iterator[SessionBase]:
         with transaction.atomic():
             stored = None
             if session.session_key:
-                stored = (
-                    session.model.objects.select_for_update()
-                    .filter(session_key=session.session_key, expire_date__gt=timezone.now())
-                    .values_list("session_data", flat=True)  # the durable copy, locked
-                    .first()
-                )
+                stored = _lock_row(session.model, session.session_key)
                 if stored is None:
                     # Ended meanwhile (revoked, expired): what this request loaded
                     # must not come back, from this request or from Redis; the
@@ -94,3 +89,21 @@ def _mark_ended(session: SessionBase, session_key: str) -> None:
     cache = getattr(session, "_cache", None)
     if cache is not None and hasattr(session, "write_cache_now"):  # only the shop's store knows tombstones
         cache.set(session.cache_key_prefix + session_key, ENDED, settings.SESSION_COOKIE_AGE)
+
+
+def _lock_row(model, session_key: str) -> str | None:
+    """Lock the live session row and return its data (the durable copy), or None.
+
+    One statement, written out: it runs on every change to a basket, and the
+    ORM spent longer building it than PostgreSQL takes to run it.
+    """
+    connection = connections[router.db_for_write(model)]
+    table = connection.ops.quote_name(model._meta.db_table)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT session_data FROM {table} WHERE session_key = %s AND expire_date > %s{lock}",
+            [session_key, connection.ops.adapt_datetimefield_value(timezone.now())],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
