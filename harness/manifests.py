@@ -33,6 +33,12 @@ MODELS = {
     ("batch/v1", "Job"): "V1Job",
 }
 # Cloud Run (Knative serving and run.googleapis.com) shapes around Kubernetes types.
+CLOUD_RUN_CONTAINERS = {
+    "timeoutSeconds": "int",
+    "serviceAccountName": "str",
+    "containers": "list[V1Container]",
+    "volumes": "list[V1Volume]",
+}
 KNATIVE_SERVICE = {
     "apiVersion": "str",
     "kind": "str",
@@ -40,13 +46,7 @@ KNATIVE_SERVICE = {
     "spec": {
         "template": {
             "metadata": "V1ObjectMeta",
-            "spec": {
-                "containerConcurrency": "int",
-                "timeoutSeconds": "int",
-                "serviceAccountName": "str",
-                "containers": "list[V1Container]",
-                "volumes": "list[V1Volume]",
-            },
+            "spec": {"containerConcurrency": "int", **CLOUD_RUN_CONTAINERS},
         },
         "traffic": "list[object]",
     },
@@ -61,15 +61,7 @@ CLOUD_RUN_JOB = {
             "spec": {
                 "taskCount": "int",
                 "parallelism": "int",
-                "template": {
-                    "spec": {
-                        "maxRetries": "int",
-                        "timeoutSeconds": "int",
-                        "serviceAccountName": "str",
-                        "containers": "list[V1Container]",
-                        "volumes": "list[V1Volume]",
-                    }
-                },
+                "template": {"spec": {"maxRetries": "int", **CLOUD_RUN_CONTAINERS}},
             },
         }
     },
