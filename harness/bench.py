@@ -26,7 +26,7 @@ from harness.services import RedisServer, apt_install, ensure
 from harness.shopper import Shopper
 
 RUNS = 3
-DURATION = "5s"
+DURATION = "8s"
 CONNECTIONS = 16
 THREADS = 2
 CONCURRENT_ADDS = 16
@@ -107,10 +107,17 @@ def settle(database_url: str) -> None:
 
 
 def measure(targets: dict[str, tuple[str, dict]], database_url: str) -> list[Figure]:
-    """Measure every target RUNS times, interleaved (A B C, A B C, ...), so drift hits all alike."""
+    """Measure every target RUNS times, interleaved and rotated (A B C, B C A, C A B), so drift hits all alike.
+
+    Rotating matters: a target measured right after one that writes a lot
+    starts on a busier machine.
+    """
     runs: dict[str, list] = {label: [] for label in targets}
-    for _ in range(RUNS):
-        for label, (url, kwargs) in targets.items():
+    labels = list(targets)
+    for round_ in range(RUNS):
+        shift = round_ % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            url, kwargs = targets[label]
             settle(database_url)
             runs[label].append(wrk_once(url, **kwargs))
     figures = []
