@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import re
 import shutil
 import statistics
@@ -34,6 +35,9 @@ BASKET_LINES = 5
 REPORT = BASE_DIR / "BENCHMARKS.md"
 DATABASE = "shop_bench"
 SETTLE_SECONDS = 1.0
+# Then wait (at most this long) until the machine is this idle before a run.
+QUIET_CPU = 0.10
+QUIET_WAIT_MAX = 15.0
 STOCK = {
     "stock db": {"SESSION_ENGINE": "django.contrib.sessions.backends.db"},
     "stock cache": {"SESSION_ENGINE": "django.contrib.sessions.backends.cache"},
@@ -96,7 +100,7 @@ def settle(database_url: str) -> None:
     A run that writes (add to basket, a save per request) leaves PostgreSQL
     flushing WAL and vacuuming the session tables for seconds afterwards; on
     two cores that halves whatever is measured next. Vacuum and checkpoint
-    now, then measure on a quiet machine.
+    now, then wait until the machine is idle.
     """
     import psycopg
 
@@ -104,19 +108,37 @@ def settle(database_url: str) -> None:
         conn.execute("VACUUM accounts_usersession, django_session")
         conn.execute("CHECKPOINT")
     time.sleep(SETTLE_SECONDS)
+    deadline = time.monotonic() + QUIET_WAIT_MAX
+    while cpu_busy(0.5) > QUIET_CPU and time.monotonic() < deadline:
+        pass
+
+
+def cpu_busy(seconds: float) -> float:
+    """The share of CPU time the whole machine spent busy over ``seconds`` (Linux /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    busy_before, total_before = sample()
+    time.sleep(seconds)
+    busy_after, total_after = sample()
+    return (busy_after - busy_before) / max(1, total_after - total_before)
 
 
 def measure(targets: dict[str, tuple[str, dict]], database_url: str) -> list[Figure]:
-    """Measure every target RUNS times, interleaved and rotated (A B C, B C A, C A B), so drift hits all alike.
+    """Measure every target RUNS times, interleaved in a new order each round, so drift hits all alike.
 
-    Rotating matters: a target measured right after one that writes a lot
-    starts on a busier machine.
+    The order matters: a target measured right after one that writes a lot
+    starts on a busier machine. Each round shuffles it (the same way on every
+    machine), so no target always follows the same one.
     """
     runs: dict[str, list] = {label: [] for label in targets}
-    labels = list(targets)
     for round_ in range(RUNS):
-        shift = round_ % len(labels)
-        for label in labels[shift:] + labels[:shift]:
+        order = list(targets)
+        random.Random(round_).shuffle(order)
+        for label in order:
             url, kwargs = targets[label]
             settle(database_url)
             runs[label].append(wrk_once(url, **kwargs))
