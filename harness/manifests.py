@@ -39,10 +39,9 @@ CLOUD_RUN_CONTAINERS = {
     "containers": "list[V1Container]",
     "volumes": "list[V1Volume]",
 }
+RESOURCE = {"apiVersion": "str", "kind": "str", "metadata": "V1ObjectMeta"}
 KNATIVE_SERVICE = {
-    "apiVersion": "str",
-    "kind": "str",
-    "metadata": "V1ObjectMeta",
+    **RESOURCE,
     "spec": {
         "template": {
             "metadata": "V1ObjectMeta",
@@ -52,9 +51,7 @@ KNATIVE_SERVICE = {
     },
 }
 CLOUD_RUN_JOB = {
-    "apiVersion": "str",
-    "kind": "str",
-    "metadata": "V1ObjectMeta",
+    **RESOURCE,
     "spec": {
         "template": {
             "metadata": "V1ObjectMeta",
