@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
@@ -40,6 +41,11 @@ def with_redis_db(url: str, db: int) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", urlencode(query), parts.fragment))
 
 
+# django-redis carries the primary's name in a URL's host, which URL parsing
+# lowercases; Sentinel compares names exactly. Only names that survive.
+SENTINEL_MASTER_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+
+
 @dataclass(frozen=True)
 class Sentinel:
     """Redis Sentinel: where the sentinels are, the primary's name, and how writes are acknowledged."""
@@ -50,9 +56,13 @@ class Sentinel:
     # a failover cannot bring back an older copy; 0 turns the wait off.
     replica_acks: int = 1
     ack_timeout_ms: int = 100
+    # The sentinels' own password, if they require one (not the primary's).
+    password: str = ""
 
     @classmethod
-    def parse(cls, sentinels: list[str], master: str, replica_acks: int, ack_timeout_ms: int) -> Sentinel | None:
+    def parse(
+        cls, sentinels: list[str], master: str, replica_acks: int, ack_timeout_ms: int, password: str = ""
+    ) -> Sentinel | None:
         """Return the configuration for "host:port" strings, or None when there are none."""
         hosts = []
         for entry in (e.strip() for e in sentinels):
@@ -62,16 +72,44 @@ class Sentinel:
             hosts.append((host.strip("[]"), int(port)))
         if not hosts:
             return None
-        if not master:
-            raise ImproperlyConfigured("REDIS_SENTINEL_MASTER names the primary the sentinels watch")
-        return cls(tuple(hosts), master, replica_acks, ack_timeout_ms)
+        if not SENTINEL_MASTER_NAME.fullmatch(master or ""):
+            raise ImproperlyConfigured(
+                f"REDIS_SENTINEL_MASTER names the primary the sentinels watch, in lower case letters, digits, "
+                f"'.', '_' and '-' (Redis compares it exactly; a URL host is lowercased): not {master!r}"
+            )
+        if replica_acks < 0:
+            raise ImproperlyConfigured("REDIS_REPLICA_ACKS is a number of replicas, 0 or more")
+        if replica_acks and not 0 < ack_timeout_ms < REDIS_SOCKET_TIMEOUT * 1000:
+            # WAIT 0 blocks forever; a wait past the socket timeout fails every write.
+            raise ImproperlyConfigured(
+                f"REDIS_REPLICA_ACK_TIMEOUT must be between 1 and {int(REDIS_SOCKET_TIMEOUT * 1000) - 1} ms"
+            )
+        return cls(tuple(hosts), master, replica_acks, ack_timeout_ms, password)
 
     def location(self, redis_url: str) -> str:
         """REDIS_URL with the primary's name for host: it keeps the database and the password."""
         parts = urlsplit(redis_url or "redis://")
+        if parts.scheme not in ("", "redis"):
+            # redis-py would keep rediss:// or unix:// connections and dial the name as a host.
+            raise ImproperlyConfigured(f"With REDIS_SENTINELS, REDIS_URL is redis://, not {parts.scheme}://")
         userinfo = parts.netloc.rpartition("@")[0]
         netloc = f"{userinfo}@{self.master}" if userinfo else self.master
-        return urlunsplit((parts.scheme or "redis", netloc, parts.path or "/0", parts.query, parts.fragment))
+        return urlunsplit(("redis", netloc, parts.path or "/0", parts.query, parts.fragment))
+
+    def options(self) -> dict[str, Any]:
+        """django-redis options that reach the primary through the sentinels."""
+        options: dict[str, Any] = {
+            "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+            "SENTINELS": self.sentinels,
+        }
+        if self.password:
+            # Given explicitly, the sentinel connections take nothing from the others: timeouts too.
+            options["SENTINEL_KWARGS"] = {
+                "password": self.password,
+                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+                "socket_timeout": REDIS_SOCKET_TIMEOUT,
+            }
+        return options
 
 
 SESSION_CACHE_BACKEND = "accounts.cache.SessionRedisCache"
@@ -103,7 +141,7 @@ def redis_cache(
     if serializer:
         options["SERIALIZER"] = serializer
     if sentinel:
-        options.update(CONNECTION_FACTORY="django_redis.pool.SentinelConnectionFactory", SENTINELS=sentinel.sentinels)
+        options.update(sentinel.options())
     return {"BACKEND": backend or "django_redis.cache.RedisCache", "LOCATION": url, "OPTIONS": options}
 
 

@@ -19,6 +19,8 @@ REDIS_SESSION_DB: int | None = _env.int("REDIS_SESSION_DB", default=None)
 # name. REDIS_URL then only carries the database number and password.
 REDIS_SENTINELS: list[str] = _env.list("REDIS_SENTINELS", default=[])
 REDIS_SENTINEL_MASTER: str = _env.str("REDIS_SENTINEL_MASTER", default="mymaster")
+# The sentinels' own password (requirepass in sentinel.conf), if any.
+REDIS_SENTINEL_PASSWORD: str = _env.str("REDIS_SENTINEL_PASSWORD", default="")
 # Under Sentinel, a session write counts once this many replicas hold it (WAIT),
 # within REDIS_REPLICA_ACK_TIMEOUT milliseconds; 0 turns the wait off.
 REDIS_REPLICA_ACKS: int = _env.int("REDIS_REPLICA_ACKS", default=1)

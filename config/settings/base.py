@@ -97,7 +97,11 @@ DATABASES = {"default": _database}
 # --- Caches and sessions ------------------------------------------------------------
 # Redis Sentinel, when REDIS_SENTINELS names the sentinels; None for one Redis.
 REDIS_SENTINEL = Sentinel.parse(
-    env.REDIS_SENTINELS, env.REDIS_SENTINEL_MASTER, env.REDIS_REPLICA_ACKS, env.REDIS_REPLICA_ACK_TIMEOUT
+    env.REDIS_SENTINELS,
+    env.REDIS_SENTINEL_MASTER,
+    env.REDIS_REPLICA_ACKS,
+    env.REDIS_REPLICA_ACK_TIMEOUT,
+    env.REDIS_SENTINEL_PASSWORD,
 )
 CACHES = build_caches(env.REDIS_URL, session_db=env.REDIS_SESSION_DB, sentinel=REDIS_SENTINEL)
 # cached_db with metadata, idle timeout and absolute lifetime (accounts/sessions.py).

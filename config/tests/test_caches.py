@@ -106,3 +106,30 @@ def test_sentinel_without_redis_url_uses_database_zero_and_can_skip_the_wait():
 
     assert caches["default"]["LOCATION"] == "redis://shop/0"
     assert caches[SESSION_CACHE_ALIAS]["OPTIONS"]["CLIENT_CLASS"] == "django_redis.client.DefaultClient"
+
+
+@pytest.mark.parametrize("master", ["Shop-Primary", "", "shop primary", "-shop"])
+def test_master_names_redis_would_not_match_are_refused(master):
+    with pytest.raises(ImproperlyConfigured, match="REDIS_SENTINEL_MASTER"):
+        sentinel(master=master)
+
+
+@pytest.mark.parametrize("url", ["rediss://ignored:6379/0", "unix:///run/redis.sock?db=2"])
+def test_under_sentinel_redis_url_must_be_plain_redis(url):
+    with pytest.raises(ImproperlyConfigured, match="redis://"):
+        build_caches(url, sentinel=sentinel())
+
+
+@pytest.mark.parametrize("timeout", [0, 500, 2000])
+def test_replica_ack_timeout_must_be_shorter_than_the_socket_timeout(timeout):
+    with pytest.raises(ImproperlyConfigured, match="REDIS_REPLICA_ACK_TIMEOUT"):
+        Sentinel.parse(["s1:26379"], "shop", 1, timeout)
+    assert Sentinel.parse(["s1:26379"], "shop", 0, timeout) is not None  # no wait: no timeout to check
+
+
+def test_sentinel_password_reaches_the_sentinel_connections_with_their_timeouts():
+    config = Sentinel.parse(["s1:26379"], "shop", 1, 100, "s3cret")
+    options = build_caches("", sentinel=config)[SESSION_CACHE_ALIAS]["OPTIONS"]
+
+    assert options["SENTINEL_KWARGS"] == {"password": "s3cret", "socket_connect_timeout": 0.25, "socket_timeout": 0.5}
+    assert "SENTINEL_KWARGS" not in build_caches("", sentinel=sentinel())[SESSION_CACHE_ALIAS]["OPTIONS"]
