@@ -198,7 +198,10 @@ class ReplicatedClient(DefaultClient):
         self.replica_ack_timeout = int(self._options.get("REPLICA_ACK_TIMEOUT", 100))
 
     def _acknowledged(self, write: Callable[[Any], Any], client) -> Any:
-        if client is not None:  # the caller's pipeline: the caller waits
+        if client is not None:
+            # The caller's own client or pipeline: it decides whether to wait.
+            # (manage.py sessions rewarm does not: it only adds copies of what
+            # PostgreSQL holds, with NX, which a failover may lose harmlessly.)
             return write(client)
         pipe = self.get_client(write=True).pipeline(transaction=False)
         write(pipe)
@@ -209,6 +212,9 @@ class ReplicatedClient(DefaultClient):
         return results[0] if results else None
 
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None, nx=False, xx=False):
+        if nx and timeout is not DEFAULT_TIMEOUT and timeout is not None and timeout <= 0:
+            # django-redis answers this one with EXISTS and writes nothing.
+            return super().set(key, value, timeout, version, client, nx, xx)
         result = self._acknowledged(
             lambda c: super(ReplicatedClient, self).set(key, value, timeout, version, c, nx, xx), client
         )

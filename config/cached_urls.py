@@ -16,6 +16,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from django import template
+from django.conf import settings
 from django.template.defaulttags import URLNode
 from django.template.defaulttags import url as django_url_tag
 from django.urls import NoReverseMatch, get_script_prefix, get_urlconf
@@ -31,9 +32,19 @@ def _reverse(viewname: str, args: tuple, kwargs: tuple, urlconf, prefix: str, cu
     return django_reverse(viewname, urlconf=urlconf, args=args, kwargs=dict(kwargs), current_app=current_app)
 
 
-def reverse(viewname, urlconf=None, args=None, kwargs=None, current_app=None) -> str:
-    """Django's ``reverse()``, remembered for plain arguments."""
+def reverse(viewname, urlconf=None, args=None, kwargs=None, current_app=None, *, query=None, fragment=None) -> str:
+    """Django's ``reverse()``, remembered for plain arguments (the shop has one language: USE_I18N off)."""
     args, kwargs = tuple(args or ()), kwargs or {}
+    if query is not None or fragment is not None:
+        return django_reverse(
+            viewname,
+            urlconf=urlconf,
+            args=args,
+            kwargs=kwargs,
+            current_app=current_app,
+            query=query,
+            fragment=fragment,
+        )
     if (
         isinstance(viewname, str)
         and all(type(a) in _PLAIN for a in args)
@@ -43,7 +54,7 @@ def reverse(viewname, urlconf=None, args=None, kwargs=None, current_app=None) ->
             viewname,
             args,
             tuple(sorted(kwargs.items())),
-            urlconf or get_urlconf(),
+            urlconf or get_urlconf(settings.ROOT_URLCONF),
             get_script_prefix(),
             current_app,
         )

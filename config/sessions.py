@@ -38,7 +38,7 @@ def session_update(session: SessionBase) -> Iterator[SessionBase]:
         return
     locked = False
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=router.db_for_write(session.model)):
             stored = None
             if session.session_key:
                 stored = _lock_row(session.model, session.session_key)

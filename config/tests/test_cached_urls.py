@@ -66,3 +66,7 @@ def test_url_tag_is_the_cached_one_everywhere_and_keeps_its_forms():
     assert template.render(Context({"slug": "green-trowel"})) == "/cart/update/3/|/products/green-trowel/|[]"
     with pytest.raises(NoReverseMatch):
         Template("{% url 'nope' %}").render(Context())
+
+
+def test_query_and_fragment_are_django_s():
+    assert reverse("shop:search", query={"q": "trowel"}, fragment="top") == "/search/?q=trowel#top"
