@@ -28,6 +28,9 @@ FAILOVER_TIMEOUT_MS = 4000
 class SentinelGroup:
     """Redis primary, replica and three sentinels with a quorum of two."""
 
+    # The primary's name; django-redis shares connection pools per URL in a
+    # process, so groups alive in one process need names of their own.
+    master: str = MASTER
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="shop-sentinel-")))
     primary: RedisServer | None = None
     replica: RedisServer | None = None
@@ -63,10 +66,10 @@ class SentinelGroup:
         config = Path(self._dir(f"sentinel-{port}")) / "sentinel.conf"
         config.write_text(
             f"port {port}\nbind 127.0.0.1\ndir {config.parent}\n"
-            f"sentinel monitor {MASTER} 127.0.0.1 {self.primary.port} 2\n"
-            f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
-            f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n"
-            f"sentinel parallel-syncs {MASTER} 1\n"
+            f"sentinel monitor {self.master} 127.0.0.1 {self.primary.port} 2\n"
+            f"sentinel down-after-milliseconds {self.master} {DOWN_AFTER_MS}\n"
+            f"sentinel failover-timeout {self.master} {FAILOVER_TIMEOUT_MS}\n"
+            f"sentinel parallel-syncs {self.master} 1\n"
         )
         self.sentinels.append(
             subprocess.Popen(
@@ -83,7 +86,7 @@ class SentinelGroup:
         seen = []
         for port in self.sentinel_ports:
             try:
-                address = self.sentinel(port).sentinel_get_master_addr_by_name(MASTER)
+                address = self.sentinel(port).sentinel_get_master_addr_by_name(self.master)
             except redis.RedisError:
                 continue
             if address:
@@ -108,7 +111,7 @@ class SentinelGroup:
             ready = 0
             for port in self.sentinel_ports:
                 try:
-                    master = self.sentinel(port).sentinel_master(MASTER)
+                    master = self.sentinel(port).sentinel_master(self.master)
                 except redis.RedisError:
                     continue
                 if master.get("num-slaves", 0) >= 1 and master.get("num-other-sentinels", 0) >= 2:
@@ -116,7 +119,7 @@ class SentinelGroup:
             if ready == len(self.sentinel_ports):
                 return
             time.sleep(0.2)
-        raise ServiceUnavailable(f"sentinels did not agree on {MASTER} after {timeout:.0f}s")
+        raise ServiceUnavailable(f"sentinels did not agree on {self.master} after {timeout:.0f}s")
 
     def wait_promoted(self, old_port: int, timeout: float = 30.0) -> int:
         """Wait until the sentinels name a primary other than ``old_port``; return its port."""
@@ -128,8 +131,13 @@ class SentinelGroup:
             time.sleep(0.05)
         raise ServiceUnavailable(f"no replica was promoted after {timeout:.0f}s")
 
-    def server_on(self, port: int) -> RedisServer:
-        return self.primary if self.primary.port == port else self.replica
+    def rejoin(self, old: RedisServer, new_primary_port: int) -> RedisServer:
+        """Start a killed server again on its port, as a replica of the new primary."""
+        server = RedisServer(
+            port=old.port, workdir=old.workdir, args=("--replicaof", "127.0.0.1", str(new_primary_port))
+        ).start()
+        self.wait_replicated(server)
+        return server
 
     def stop(self) -> None:
         for process in self.sentinels:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Iterator
 
@@ -15,7 +16,7 @@ from accounts.cache import OPEN, ReplicatedClient
 from accounts.models import SessionCacheJournal
 from accounts.tests.test_cache import lines, wait_until
 from config.caches import SESSION_CACHE_ALIAS, Sentinel, build_caches
-from harness.sentinel import MASTER, SentinelGroup
+from harness.sentinel import SentinelGroup
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def group() -> Iterator[SentinelGroup]:
 
 
 def sentinel_caches(group: SentinelGroup, **sentinel) -> dict:
-    config = Sentinel.parse(group.hosts.split(","), MASTER, sentinel.get("replica_acks", 1), 100)
+    config = Sentinel.parse(group.hosts.split(","), group.master, sentinel.get("replica_acks", 1), 100)
     built = build_caches("", sentinel=config)
     built[SESSION_CACHE_ALIAS]["OPTIONS"]["BREAKER_RESET_TIMEOUT"] = 0.2
     return built
@@ -65,22 +66,29 @@ def test_sessions_are_written_through_the_primary_and_held_by_the_replica(group,
         assert lines(client) == {str(product.pk): 2}
 
 
-def test_reads_come_from_the_primary_even_when_the_replica_lags(group, db, make_product, paused_replica):
-    """Read-your-writes across instances: a replica that lags (here: frozen) is never read."""
+def test_reads_come_from_the_primary_never_from_a_replica(group, db, make_product):
+    """Read-your-writes across instances: a replica holding another copy (as a lagging one would) is never read."""
     product = make_product()
-    with override_settings(CACHES=sentinel_caches(group, replica_acks=0)):
+    with override_settings(CACHES=sentinel_caches(group)):
         writer = Client()
         writer.post(f"/cart/add/{product.pk}/", {"quantity": "3"})
-        key = writer.cookies["sessionid"].value
+        key = redis_key(writer.cookies["sessionid"].value)
+        replica = direct(group.replica.port)
+        replica.config_set("replica-read-only", "no")
+        try:
+            stale = json.loads(replica.get(key))
+            stale["cart"][str(product.pk)]["quantity"] = 1
+            replica.set(key, json.dumps(stale))  # what a replica that missed the last write holds
 
-        # A cache object of its own, as another instance would have: it asks
-        # the sentinels where to read. A read sent to the frozen replica would
-        # time out and count as a failure.
-        other_instance = caches.create_connection(SESSION_CACHE_ALIAS)
-        session = other_instance.get(KEY_PREFIX + key)
-
-        assert session is not None and session["cart"][str(product.pk)]["quantity"] == 3
-        assert other_instance.breaker.allows()
+            # A cache object of its own, as another instance would have.
+            other_instance = caches.create_connection(SESSION_CACHE_ALIAS)
+            for _ in range(5):
+                session = other_instance.get(KEY_PREFIX + writer.cookies["sessionid"].value)
+                assert session["cart"][str(product.pk)]["quantity"] == 3
+            assert lines(writer) == {str(product.pk): 3}
+        finally:
+            replica.delete(key)
+            replica.config_set("replica-read-only", "yes")
 
 
 def test_a_write_no_replica_acknowledged_is_journaled_not_trusted(group, db, make_product, paused_replica):
@@ -101,3 +109,38 @@ def test_a_write_no_replica_acknowledged_is_journaled_not_trusted(group, db, mak
         wait_until(lambda: lines(client) == {str(product.pk): 1} and cache.breaker.allows())
 
         assert not SessionCacheJournal.objects.exists()
+
+
+def test_a_failover_right_after_an_unreplicated_write_serves_the_write_not_the_older_copy(db, make_product):
+    """The primary takes a write its replica never got, then dies; the replica is promoted with the older copy."""
+    product = make_product()
+    group = SentinelGroup(master="failover").start()
+    try:
+        with override_settings(CACHES=sentinel_caches(group)):
+            client = Client()
+            client.post(f"/cart/add/{product.pk}/", {"quantity": "1"})  # on both servers
+            key = redis_key(client.cookies["sessionid"].value)
+            assert direct(group.replica.port).exists(key)
+
+            # The replica falls behind: frozen, and cut off from the primary
+            # (what was sent before the cut would still reach it from its socket).
+            old_primary = group.primary
+            group.replica.process.send_signal(signal.SIGSTOP)
+            assert direct(old_primary.port).client_kill_filter(_type="replica") == 1
+            client.post(f"/cart/add/{product.pk}/", {"quantity": "1"})  # PostgreSQL: 2; the primary only: 2
+            old_primary.kill()
+            group.replica.process.send_signal(signal.SIGCONT)
+            new_port = group.wait_promoted(old_primary.port)
+            assert new_port == group.replica.port
+
+            for _ in range(3):  # never the promoted replica's older copy (1)
+                assert lines(client) == {str(product.pk): 2}
+
+            group.primary = group.rejoin(old_primary, new_port)
+            cache = caches[SESSION_CACHE_ALIAS]
+            wait_until(lambda: lines(client) == {str(product.pk): 2} and cache.breaker.allows(), timeout=20)
+            assert not SessionCacheJournal.objects.exists()
+            session = json.loads(direct(new_port).get(key) or "{}")
+            assert session.get("cart", {}).get(str(product.pk), {}).get("quantity") in (None, 2)
+    finally:
+        group.stop()
