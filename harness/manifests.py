@@ -68,7 +68,17 @@ CLOUD_RUN = {
     ("run.googleapis.com/v1", "Job"): CLOUD_RUN_JOB,
 }
 KUSTOMIZATION = ("kustomize.config.k8s.io/v1beta1", "Kustomization")
-CLOUD_RUN_RESERVED_ENV = {"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"}
+CLOUD_RUN_RESERVED_ENV = {
+    "PORT",
+    "K_SERVICE",
+    "K_REVISION",
+    "K_CONFIGURATION",
+    "CLOUD_RUN_JOB",
+    "CLOUD_RUN_EXECUTION",
+    "CLOUD_RUN_TASK_INDEX",
+    "CLOUD_RUN_TASK_ATTEMPT",
+    "CLOUD_RUN_TASK_COUNT",
+}
 PROBE_PATHS = {"startupProbe": "/readyz", "readinessProbe": "/readyz", "livenessProbe": "/healthz"}
 PRIMITIVES = {"str": str, "int": int, "bool": bool, "float": (int, float)}
 
@@ -212,6 +222,9 @@ class Checker:
             target = hpa["spec"]["scaleTargetRef"]
             if target.get("kind") != "Deployment" or target.get("name") not in deployments:
                 self.problem(f"HorizontalPodAutoscaler {hpa['metadata']['name']}", f"targets no Deployment: {target}")
+            elif "replicas" in deployments[target["name"]]["spec"]:
+                # Every apply would reset the autoscaler's count.
+                self.problem(f"Deployment {target['name']}", "sets replicas, which its HorizontalPodAutoscaler owns")
 
 
 def containers_of(document: dict, where: str):

@@ -64,7 +64,8 @@ def test_kubernetes_and_cloud_run_manifests_validate():
     ("source", "old", "new", "complaint"),
     [
         ("k8s/deployment.yaml", "readinessProbe:", "readinesProbe:", "readinesProbe: unknown field"),
-        ("k8s/deployment.yaml", "replicas: 3", 'replicas: "3"', "expected int"),
+        ("k8s/deployment.yaml", "revisionHistoryLimit: 5", 'revisionHistoryLimit: "5"', "expected int"),
+        ("k8s/deployment.yaml", "  revisionHistoryLimit", "  replicas: 3\n  revisionHistoryLimit", "replicas"),
         (
             "k8s/deployment.yaml",
             "        - name: shop\n          image",
