@@ -10,6 +10,7 @@ from django.contrib.sessions.backends.cached_db import KEY_PREFIX
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.models import UserSession
 from accounts.sessions import LAST_ACTIVITY_KEY, SessionStore
@@ -124,3 +125,8 @@ def test_a_change_to_the_basket_costs_one_lock_and_one_update(warm_basket, shop_
     assert session_sql[0].lstrip().startswith("SELECT") and session_sql[0].rstrip().endswith("FOR UPDATE")
     assert session_sql[1].lstrip().startswith("UPDATE")
     assert shop_on_private_redis.calls().get("set") == 1
+    # The written-out UPDATE stores what Model.save would: the data and its columns.
+    row = UserSession.objects.get(session_key=warm_basket.session.session_key)
+    assert row.get_decoded()[CART_SESSION_KEY][str(product.pk)]["quantity"] == 1
+    assert row.ip_address == "127.0.0.1" and row.created_at and row.last_activity
+    assert row.expire_date > timezone.now()
