@@ -22,6 +22,9 @@ MASTER = "mymaster"
 # How long a primary may not answer before a sentinel thinks it down (ms).
 DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 4000
+# Every server may become the primary: none waits (5 s by default) for more
+# replicas before it starts a full resynchronisation.
+SERVER_ARGS = ("--repl-diskless-sync-delay", "0")
 
 
 @dataclass
@@ -44,9 +47,9 @@ class SentinelGroup:
 
     def start(self) -> SentinelGroup:
         try:
-            self.primary = RedisServer(workdir=self._dir("primary")).start()
+            self.primary = RedisServer(workdir=self._dir("primary"), args=SERVER_ARGS).start()
             self.replica = RedisServer(
-                workdir=self._dir("replica"), args=("--replicaof", "127.0.0.1", str(self.primary.port))
+                workdir=self._dir("replica"), args=(*SERVER_ARGS, "--replicaof", "127.0.0.1", str(self.primary.port))
             ).start()
             self.wait_replicated(self.replica)
             for port in self.sentinel_ports:
@@ -134,9 +137,10 @@ class SentinelGroup:
     def rejoin(self, old: RedisServer, new_primary_port: int) -> RedisServer:
         """Start a killed server again on its port, as a replica of the new primary."""
         server = RedisServer(
-            port=old.port, workdir=old.workdir, args=("--replicaof", "127.0.0.1", str(new_primary_port))
+            port=old.port, workdir=old.workdir, args=(*SERVER_ARGS, "--replicaof", "127.0.0.1", str(new_primary_port))
         ).start()
-        self.wait_replicated(server)
+        # The sentinels may send it REPLICAOF again meanwhile, which restarts the sync.
+        self.wait_replicated(server, timeout=60)
         return server
 
     def stop(self) -> None:

@@ -61,7 +61,7 @@ def test_primary_killed_replica_promoted_no_shopper_signed_out_no_line_lost():
             promoted_after = time.monotonic() - killed
             time.sleep(1)
             group.primary.start()  # the old primary returns; the sentinels make it a replica
-            group.wait_replicated(group.primary, timeout=30)
+            group.wait_replicated(group.primary, timeout=60)
             rejoined_after = time.monotonic() - killed
             time.sleep(4)
         verify(shoppers, cluster.in_rotation, outcome)
