@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -88,6 +89,16 @@ def sessions_end(session_keys: Iterable[str]) -> int:
                 )
             )
     return removed
+
+
+@lru_cache(maxsize=8)
+def _locked_update(model, alias: str) -> tuple[str, list]:
+    """The UPDATE of every column of a session row by its key, and the fields it sets, in order."""
+    quote = connections[alias].ops.quote_name
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s", fields
 
 
 class SessionStore(CachedDbStore):
@@ -174,17 +185,11 @@ class SessionStore(CachedDbStore):
         """
         obj = self.create_model_instance(self._get_session())
         connection = connections[router.db_for_write(self.model, instance=obj)]
-        quote = connection.ops.quote_name
-        meta = obj._meta
-        fields = [f for f in meta.concrete_fields if not f.primary_key]
-        assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+        sql, fields = _locked_update(type(obj), connection.alias)
         values = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields]
         try:
             with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s",
-                    [*values, meta.pk.get_db_prep_value(obj.pk, connection)],
-                )
+                cursor.execute(sql, [*values, obj._meta.pk.get_db_prep_value(obj.pk, connection)])
                 updated = cursor.rowcount
         except DatabaseError as error:
             raise UpdateError from error

@@ -37,11 +37,12 @@ def session_update(session: SessionBase) -> Iterator[SessionBase]:
         yield session
         return
     locked = False
+    using = router.db_for_write(session.model)
     try:
-        with transaction.atomic(using=router.db_for_write(session.model)):
+        with transaction.atomic(using=using):
             stored = None
             if session.session_key:
-                stored = _lock_row(session.model, session.session_key)
+                stored = _lock_row(connections[using], session.model, session.session_key)
                 if stored is None:
                     # Ended meanwhile (revoked, expired): what this request loaded
                     # must not come back, from this request or from Redis; the
@@ -91,13 +92,12 @@ def _mark_ended(session: SessionBase, session_key: str) -> None:
         cache.set(session.cache_key_prefix + session_key, ENDED, settings.SESSION_COOKIE_AGE)
 
 
-def _lock_row(model, session_key: str) -> str | None:
+def _lock_row(connection, model, session_key: str) -> str | None:
     """Lock the live session row and return its data (the durable copy), or None.
 
     One statement, written out: it runs on every change to a basket, and the
     ORM spent longer building it than PostgreSQL takes to run it.
     """
-    connection = connections[router.db_for_write(model)]
     table = connection.ops.quote_name(model._meta.db_table)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
