@@ -26,29 +26,29 @@ run: $(VENV)/.run-deps
 
 ## test: install, make sure PostgreSQL and Redis answer, run the whole suite
 test: $(VENV)/.test-deps
-	$(BIN)/python -m harness.services ensure
+	$(BIN)/python -m harness.servers.backing ensure
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## resilience: the fault-injection suite alone (it is part of make test too)
 resilience: $(VENV)/.test-deps
-	$(BIN)/python -m harness.services ensure
+	$(BIN)/python -m harness.servers.backing ensure
 	$(BIN)/python -m pytest -m resilience $(PYTEST_ARGS)
 
 ## cluster: N instances behind nginx round robin on the real PostgreSQL and Redis
 cluster: $(VENV)/.test-deps
-	$(BIN)/python -m harness.services ensure
-	$(BIN)/python -m harness.cluster start $(N)
+	$(BIN)/python -m harness.servers.backing ensure
+	$(BIN)/python -m harness.servers.cluster start $(N)
 
 cluster-stop: $(VENV)/.test-deps
-	$(BIN)/python -m harness.cluster stop
+	$(BIN)/python -m harness.servers.cluster stop
 
 ## bench: load the shop with wrk and write BENCHMARKS.md (a benchmark, not a test)
 bench: $(VENV)/.test-deps
-	$(BIN)/python -m harness.bench
+	$(BIN)/python -m harness.load.bench
 
 ## profile: where a warm cart page spends its time (pyinstrument; after make bench)
 profile: $(VENV)/.test-deps
-	$(BIN)/python -m harness.profile
+	$(BIN)/python -m harness.load.profile
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.server import ShopServer, collectstatic, production_env
-from harness.services import RedisServer, private_redis
+from harness.servers.backing import RedisServer, private_redis
+from harness.servers.shop import ShopServer, collectstatic, production_env
+from harness.testing import PASSWORD
 
 _RUN_STARTED = time.time()
 
@@ -17,7 +18,7 @@ def pytest_collection_modifyitems(items) -> None:
     """Run every database test in real transactions.
 
     The shop writes a session to Redis only once its transaction has committed
-    (accounts.sessions); inside the one transaction pytest-django would wrap a
+    (durable_sessions); inside the one transaction pytest-django would wrap a
     test in, nothing commits and Redis would never be written.
     """
     for item in items:
@@ -53,6 +54,22 @@ def test_database_url(django_db_setup, django_db_blocker) -> str:
     from django.db import connection
 
     return database_url(connection.settings_dict)
+
+
+@pytest.fixture
+def forget_login_failures():
+    """Start with no failed sign-ins counted (the counters live in Redis, shared by every test)."""
+    from django.core.cache import cache
+
+    cache.delete_pattern("*login-failures:*")
+    yield
+    cache.delete_pattern("*login-failures:*")
+
+
+@pytest.fixture
+def ada(django_user_model, forget_login_failures):
+    """Return a shopper with an account, who signs in with harness.testing.PASSWORD."""
+    return django_user_model.objects.create_user("ada", email="ada@example.com", password=PASSWORD)
 
 
 @pytest.fixture

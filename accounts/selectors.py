@@ -9,7 +9,8 @@ from datetime import datetime
 from django.db.models import QuerySet
 from user_agents import parse as parse_user_agent
 
-from accounts.models import User, UserSession
+from accounts.models import User
+from durable_sessions.models import UserSession
 from shop.models import Order
 
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import time
-
 from django.contrib.auth import HASH_SESSION_KEY
 from django.contrib.auth import login as auth_login
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-from accounts.models import User, UserSession
-from accounts.sessions import AUTHENTICATED_AT_KEY, is_stale, sessions_end
+from accounts.models import User
 from cart.cart import CART_SESSION_KEY, Cart
-from config.sessions import session_update
+from durable_sessions.backends.cached_db import locked
+from durable_sessions.models import UserSession
+from durable_sessions.services import sessions_end
 
 
 def user_sessions_end(*, user: User, keep_session_key: str | None = None) -> int:
@@ -33,7 +32,7 @@ def user_session_rows(*, user: User) -> tuple[list[tuple[UserSession, dict]], li
     live, dead = [], []
     for row in rows:
         data = row.get_decoded()
-        if is_stale(data) or not constant_time_compare(str(data.get(HASH_SESSION_KEY, "")), expected_hash):
+        if row.is_stale() or not constant_time_compare(str(data.get(HASH_SESSION_KEY, "")), expected_hash):
             dead.append(row.session_key)  # expired, or made stale by a password change
         else:
             live.append((row, data))
@@ -51,9 +50,8 @@ def user_sign_in(*, request: HttpRequest, user: User, backend: str | None = None
     live, dead = user_session_rows(user=user)
     sessions_end(dead)
     others = [data.get(CART_SESSION_KEY) for _, data in live]
-    with session_update(request.session):
-        auth_login(request, user, backend=backend)
-        request.session[AUTHENTICATED_AT_KEY] = int(time.time())
+    with locked(request.session):
+        auth_login(request, user, backend=backend)  # the session's absolute lifetime starts again
         cart = Cart(request.session)
         merged = []
         for other in others:

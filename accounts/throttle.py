@@ -17,7 +17,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
 from django.http import HttpRequest
 
-from accounts.middleware import client_ip
+from durable_sessions.middleware import client_ip
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import selectors, services
 from accounts.forms import LoginForm, SignupForm
-from accounts.sessions import sessions_end
+from durable_sessions.services import sessions_end
 
 
 def _sign_in(request: HttpRequest, user, backend: str | None = None) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
-
-from django.contrib.sessions.backends.base import SessionBase
 
 from shop.models import Product
 from shop.product_cache import products_get
@@ -93,10 +92,12 @@ class Cart:
 
     The session holds JSON primitives only: ``{"<id>": {"quantity": 2, "price": "9.99"}}``.
     Every read goes back to the session, so a Cart stays correct inside
-    ``session_update``, which reloads the session under its lock.
+    ``locked(session)``, which reloads the session under its lock. Any mapping
+    with the session's data will do for reading, a stored session's decoded
+    data too (the session admin's basket columns).
     """
 
-    def __init__(self, session: SessionBase) -> None:
+    def __init__(self, session: MutableMapping[str, Any]) -> None:
         self.session = session
 
     # --- Reading ---------------------------------------------------------------------

@@ -9,7 +9,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from cart.cart import Cart, CartError, parse_quantity
-from config.sessions import session_update
+from durable_sessions.backends.cached_db import locked
 from shop.models import Product
 
 
@@ -29,7 +29,7 @@ def _sellable(product_id: int) -> Product:
 def cart_detail(request: HttpRequest) -> HttpResponse:
     contents = Cart(request.session).contents()
     if contents.unavailable:
-        with session_update(request.session):
+        with locked(request.session):
             Cart(request.session).remove(*(pk for pk, _ in contents.unavailable))
         for _, name in contents.unavailable:
             what = name or "A product"
@@ -47,7 +47,7 @@ def cart_add(request: HttpRequest, product_id: int) -> HttpResponse:
     product = _sellable(product_id)
     try:
         quantity = parse_quantity(request.POST.get("quantity") or "1")
-        with session_update(request.session):
+        with locked(request.session):
             total = Cart(request.session).add(product, quantity=quantity)
     except CartError as error:
         messages.error(request, str(error))
@@ -61,7 +61,7 @@ def cart_update(request: HttpRequest, product_id: int) -> HttpResponse:
     product = _sellable(product_id)
     try:
         quantity = parse_quantity(request.POST.get("quantity"), allow_zero=True)
-        with session_update(request.session):
+        with locked(request.session):
             Cart(request.session).update(product, quantity=quantity)
     except CartError as error:
         messages.error(request, str(error))
@@ -76,7 +76,7 @@ def cart_update(request: HttpRequest, product_id: int) -> HttpResponse:
 @require_POST
 def cart_remove(request: HttpRequest, product_id: int) -> HttpResponse:
     product = Product.objects.filter(pk=product_id).first()
-    with session_update(request.session):
+    with locked(request.session):
         removed = Cart(request.session).remove(product_id)
     if not removed and product is None:
         raise Http404("No such product.")
@@ -87,7 +87,7 @@ def cart_remove(request: HttpRequest, product_id: int) -> HttpResponse:
 
 @require_POST
 def cart_clear(request: HttpRequest) -> HttpResponse:
-    with session_update(request.session):
+    with locked(request.session):
         Cart(request.session).clear()
     messages.success(request, "Your basket is empty.")
     return _back(request)

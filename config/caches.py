@@ -51,11 +51,12 @@ class Sentinel:
     """Redis Sentinel: where the sentinels are, the primary's name, and how writes are acknowledged."""
 
     sentinels: tuple[tuple[str, int], ...]
-    master: str = "mymaster"
+    master: str
     # A session write counts once this many replicas acknowledge it (WAIT), so
-    # a failover cannot bring back an older copy; 0 turns the wait off.
-    replica_acks: int = 1
-    ack_timeout_ms: int = 100
+    # a failover cannot bring back an older copy; 0 turns the wait off. The
+    # session tier reads both from DURABLE_SESSIONS_REPLICA_ACKS{,_TIMEOUT}.
+    replica_acks: int
+    ack_timeout_ms: int
     # The sentinels' own password, if they require one (not the primary's).
     password: str = ""
 
@@ -112,11 +113,8 @@ class Sentinel:
         return options
 
 
-SESSION_CACHE_BACKEND = "accounts.cache.SessionRedisCache"
-REPLICATED_CLIENT = "accounts.cache.ReplicatedClient"
-# Breaker: open after this many consecutive failures, probe this often (seconds).
-BREAKER_FAIL_MAX = 3
-BREAKER_RESET_TIMEOUT = 2.0
+SESSION_CACHE_BACKEND = "durable_sessions.cache.backend.SessionRedisCache"
+REPLICATED_CLIENT = "durable_sessions.cache.replication.ReplicatedClient"
 
 
 def redis_cache(
@@ -195,10 +193,6 @@ def _session_cache(url: str, sentinel: Sentinel | None = None) -> dict[str, Any]
         sentinel=sentinel,
     )
     if sentinel and sentinel.replica_acks:
-        cache["OPTIONS"].update(
-            CLIENT_CLASS=REPLICATED_CLIENT,
-            REPLICA_ACKS=sentinel.replica_acks,
-            REPLICA_ACK_TIMEOUT=sentinel.ack_timeout_ms,
-        )
-    cache["OPTIONS"].update(BREAKER_FAIL_MAX=BREAKER_FAIL_MAX, BREAKER_RESET_TIMEOUT=BREAKER_RESET_TIMEOUT)
+        # Writes wait for DURABLE_SESSIONS_REPLICA_ACKS replicas (settings).
+        cache["OPTIONS"]["CLIENT_CLASS"] = REPLICATED_CLIENT
     return cache

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import environ
 
+from durable_sessions.conf import DEFAULTS as _SESSION_DEFAULTS
+
 _env = environ.Env()
 
 DATABASE_URL: str = _env.str("DATABASE_URL", default="")
@@ -23,8 +25,8 @@ REDIS_SENTINEL_MASTER: str = _env.str("REDIS_SENTINEL_MASTER", default="mymaster
 REDIS_SENTINEL_PASSWORD: str = _env.str("REDIS_SENTINEL_PASSWORD", default="")
 # Under Sentinel, a session write counts once this many replicas hold it (WAIT),
 # within REDIS_REPLICA_ACK_TIMEOUT milliseconds; 0 turns the wait off.
-REDIS_REPLICA_ACKS: int = _env.int("REDIS_REPLICA_ACKS", default=1)
-REDIS_REPLICA_ACK_TIMEOUT: int = _env.int("REDIS_REPLICA_ACK_TIMEOUT", default=100)
+REDIS_REPLICA_ACKS: int = _env.int("REDIS_REPLICA_ACKS", default=_SESSION_DEFAULTS["REPLICA_ACKS"])
+REDIS_REPLICA_ACK_TIMEOUT: int = _env.int("REDIS_REPLICA_ACK_TIMEOUT", default=_SESSION_DEFAULTS["REPLICA_ACK_TIMEOUT"])
 SECRET_KEY: str = _env.str("SECRET_KEY", default="")
 DEBUG: bool | None = _env.bool("DEBUG", default=None)
 ALLOWED_HOSTS: list[str] = _env.list("ALLOWED_HOSTS", default=[])
@@ -36,10 +38,11 @@ PORT: int = _env.int("PORT", default=8000)
 WEB_CONCURRENCY: int = _env.int("WEB_CONCURRENCY", default=2)
 
 # Sessions: idle timeout (sliding), absolute lifetime since sign-in, and how
-# often the last-activity stamp may be written, all in seconds.
-SESSION_IDLE_TIMEOUT: int = _env.int("SESSION_IDLE_TIMEOUT", default=14 * 24 * 3600)
-SESSION_ABSOLUTE_LIFETIME: int = _env.int("SESSION_ABSOLUTE_LIFETIME", default=30 * 24 * 3600)
-SESSION_ACTIVITY_INTERVAL: int = _env.int("SESSION_ACTIVITY_INTERVAL", default=300)
+# often the last-activity stamp may be written, all in seconds; the session
+# tier's settings (DURABLE_SESSIONS_*), with the tier's defaults.
+SESSION_IDLE_TIMEOUT: int = _env.int("SESSION_IDLE_TIMEOUT", default=_SESSION_DEFAULTS["IDLE_TIMEOUT"])
+SESSION_ABSOLUTE_LIFETIME: int = _env.int("SESSION_ABSOLUTE_LIFETIME", default=_SESSION_DEFAULTS["ABSOLUTE_LIFETIME"])
+SESSION_ACTIVITY_INTERVAL: int = _env.int("SESSION_ACTIVITY_INTERVAL", default=_SESSION_DEFAULTS["ACTIVITY_INTERVAL"])
 # The header a trusted proxy puts the client's address in (e.g. X-Forwarded-For),
 # and how many trusted proxies append to it. Unset: REMOTE_ADDR is the client.
 CLIENT_IP_HEADER: str = _env.str("CLIENT_IP_HEADER", default="")
@@ -49,8 +52,8 @@ EMAIL_URL: str = _env.str("EMAIL_URL", default="")
 DEFAULT_FROM_EMAIL: str = _env.str("DEFAULT_FROM_EMAIL", default="Evergreen Shop <shop@localhost>")
 # Session engine and Django's save-on-every-request, for comparing engines in
 # benchmarks; the shop's own engine is the one to run.
-SESSION_ENGINE: str = _env.str("SESSION_ENGINE", default="accounts.sessions")
+SESSION_ENGINE: str = _env.str("SESSION_ENGINE", default="durable_sessions.backends.cached_db")
 SESSION_SAVE_EVERY_REQUEST: bool = _env.bool("SESSION_SAVE_EVERY_REQUEST", default=False)
-# Lock a session while changing it (config/sessions.py). "false" only to measure
+# Lock a session while changing it (durable_sessions). "false" only to measure
 # what the lock prevents: concurrent changes to one session then lose writes.
-SESSION_UPDATE_LOCK: bool = _env.bool("SESSION_UPDATE_LOCK", default=True)
+SESSION_UPDATE_LOCK: bool = _env.bool("SESSION_UPDATE_LOCK", default=_SESSION_DEFAULTS["UPDATE_LOCK"])

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from config import health
+from shop import health
 
 urlpatterns = [
     # Normally answered by HealthCheckMiddleware; routed too so reverse() works.

@@ -1,1 +1,1 @@
-"""Start and stop the real servers the shop runs on, for tests and operators."""
+"""Run the shop's real servers, drive them with scripted shoppers, and check its deploy files."""

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from config.cached_urls import reverse
+from shop.cached_urls import reverse
 
 
 class Category(models.Model):

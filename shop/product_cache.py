@@ -11,10 +11,11 @@ import logging
 from collections.abc import Iterable
 from decimal import Decimal
 
-from django.conf import settings
-from django.core.cache import cache, caches
+from django.core.cache import cache
 from django.db import transaction
 
+from durable_sessions.cache.backend import breaker_state
+from durable_sessions.cache.breaker import OPEN
 from shop.models import Product
 
 logger = logging.getLogger(__name__)
@@ -66,9 +67,7 @@ def _redis_known_down() -> bool:
     The general cache lives on the same Redis: while the breaker says Redis is
     down, asking it for products would only add a timeout to the page.
     """
-    from accounts.cache import OPEN, session_cache_breaker_state
-
-    return session_cache_breaker_state(caches[settings.SESSION_CACHE_ALIAS]) == OPEN
+    return breaker_state() == OPEN
 
 
 def products_forget(ids: Iterable[int]) -> None:

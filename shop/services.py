@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from cart.cart import Cart
-from config.sessions import session_update
+from durable_sessions.backends.cached_db import locked
 from shop.models import Order, OrderLine, Product
 from shop.product_cache import products_forget
 
@@ -54,7 +54,7 @@ def order_place(
     Anything wrong raises CheckoutError and nothing is written. A form posted
     twice (same token) returns the order the first post placed.
     """
-    with session_update(session):
+    with locked(session):
         existing = Order.objects.filter(token=token).first()
         if existing is not None:
             if existing.pk in session_order_ids(session):

@@ -10,11 +10,12 @@ import pytest
 from django.contrib.sessions.backends.cached_db import KEY_PREFIX
 from django.core.cache import caches
 
-from accounts.models import User, UserSession
-from accounts.sessions import is_ended
-from accounts.tests.conftest import PASSWORD
-from harness.server import BASE_DIR, ShopServer, production_env
-from harness.shopper import Shopper
+from accounts.models import User
+from durable_sessions.models import UserSession
+from durable_sessions.stamps import is_ended
+from harness.load.shopper import Shopper
+from harness.servers.shop import BASE_DIR, ShopServer, production_env
+from harness.testing import PASSWORD
 
 NEW_PASSWORD = "another-Long-phrase-7"
 
@@ -69,11 +70,12 @@ def test_admin_revoke_and_sign_out_all_make_the_next_request_anonymous(shoppers)
     laptop.sign_in("ada", PASSWORD)
     tablet.sign_in("ada", PASSWORD)
 
-    admin.post("/admin/accounts/usersession/", {"action": "revoke_sessions", "_selected_action": phone.session_key})
+    changelist = "/admin/durable_sessions/usersession/"
+    admin.post(changelist, {"action": "revoke_sessions", "_selected_action": phone.session_key})
     assert phone.me()["authenticated"] is False
     assert laptop.me()["authenticated"] is True
 
-    admin.post("/admin/accounts/usersession/", {"action": "sign_out_users", "_selected_action": laptop.session_key})
+    admin.post(changelist, {"action": "sign_out_users", "_selected_action": laptop.session_key})
     assert laptop.me()["authenticated"] is False and tablet.me()["authenticated"] is False
     assert admin.me()["authenticated"] is True
 

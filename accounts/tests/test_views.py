@@ -11,10 +11,10 @@ from django.core import mail
 from django.core.cache import caches
 from django.test import Client
 
-from accounts.models import UserSession
-from accounts.sessions import is_ended
-from accounts.tests.conftest import PASSWORD, sign_in
 from cart.cart import CART_SESSION_KEY
+from durable_sessions.models import UserSession
+from durable_sessions.stamps import is_ended
+from harness.testing import PASSWORD, sign_in
 from shop.models import Order
 from shop.recently_viewed import RECENTLY_VIEWED_SESSION_KEY
 

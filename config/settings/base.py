@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "durable_sessions",
     "accounts",
     "shop",
     "cart",
@@ -49,10 +50,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # First, so probes are answered before host validation and redirects.
-    "config.health.HealthCheckMiddleware",
+    "shop.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "accounts.middleware.SessionMiddleware",
+    "durable_sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -72,8 +73,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "cart.context_processors.cart",
             ],
-            # {% url %} reversed once per process (config/cached_urls.py).
-            "builtins": ["config.cached_urls"],
+            # {% url %} reversed once per process (shop/cached_urls.py).
+            "builtins": ["shop.cached_urls"],
         },
     },
 ]
@@ -90,7 +91,7 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
     _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
 elif _database["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite ignores SELECT ... FOR UPDATE; taking the write lock when a
-    # transaction begins serialises session updates (config/sessions.py).
+    # transaction begins serialises session updates (durable_sessions/locking.py).
     _database.setdefault("OPTIONS", {}).update(transaction_mode="IMMEDIATE", timeout=20)
 DATABASES = {"default": _database}
 
@@ -104,30 +105,31 @@ REDIS_SENTINEL = Sentinel.parse(
     env.REDIS_SENTINEL_PASSWORD,
 )
 CACHES = build_caches(env.REDIS_URL, session_db=env.REDIS_SESSION_DB, sentinel=REDIS_SENTINEL)
-# cached_db with metadata, idle timeout and absolute lifetime (accounts/sessions.py).
+# Redis first, PostgreSQL always, changes under the row lock (durable_sessions/).
 SESSION_ENGINE = env.SESSION_ENGINE
 SESSION_SAVE_EVERY_REQUEST = env.SESSION_SAVE_EVERY_REQUEST
-SESSION_UPDATE_LOCK = env.SESSION_UPDATE_LOCK
 SESSION_CACHE_ALIAS = _SESSION_CACHE_ALIAS
-SESSION_IDLE_TIMEOUT = env.SESSION_IDLE_TIMEOUT
-SESSION_ABSOLUTE_LIFETIME = env.SESSION_ABSOLUTE_LIFETIME
-SESSION_ACTIVITY_INTERVAL = env.SESSION_ACTIVITY_INTERVAL
+# The session tier's own settings (durable_sessions/conf.py has each default).
+DURABLE_SESSIONS_IDLE_TIMEOUT = env.SESSION_IDLE_TIMEOUT
+DURABLE_SESSIONS_ABSOLUTE_LIFETIME = env.SESSION_ABSOLUTE_LIFETIME
+DURABLE_SESSIONS_ACTIVITY_INTERVAL = env.SESSION_ACTIVITY_INTERVAL
+DURABLE_SESSIONS_UPDATE_LOCK = env.SESSION_UPDATE_LOCK
+if REDIS_SENTINEL:
+    DURABLE_SESSIONS_REPLICA_ACKS = REDIS_SENTINEL.replica_acks
+    DURABLE_SESSIONS_REPLICA_ACK_TIMEOUT = REDIS_SENTINEL.ack_timeout_ms
 # Every save sets the expiry this far ahead: the idle timeout, sliding with activity.
-SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT
-# How often each process checks for session keys another process failed to
-# write to Redis (seconds; 0 turns the watcher off). See accounts/cache.py.
-SESSION_JOURNAL_POLL_INTERVAL = 0.5
+SESSION_COOKIE_AGE = DURABLE_SESSIONS_IDLE_TIMEOUT
 CLIENT_IP_HEADER = env.CLIENT_IP_HEADER
 TRUSTED_PROXY_COUNT = env.TRUSTED_PROXY_COUNT
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 # Log (rather than silently drop) the Redis errors the session cache swallows.
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
-DJANGO_REDIS_LOGGER = "config.caches"
+DJANGO_REDIS_LOGGER = "durable_sessions.cache"
 
 # --- Messages ---------------------------------------------------------------------
 # Cookie only: the default falls back to the session when the cookie is full,
-# a session write outside session_update that could overwrite a basket.
+# a session write outside the session's lock that could overwrite a basket.
 MESSAGE_STORAGE = "django.contrib.messages.storage.cookie.CookieStorage"
 
 # --- Users --------------------------------------------------------------------------

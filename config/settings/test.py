@@ -22,7 +22,7 @@ TEST_REDIS_URL = env.REDIS_URL or "redis://127.0.0.1:6379/10"
 CACHES = build_caches(TEST_REDIS_URL, session_db=env.REDIS_SESSION_DB)
 # In-process tests run no journal watcher thread (pytest-django guards the
 # database per test); the live servers they start, on production settings, do.
-SESSION_JOURNAL_POLL_INTERVAL = 0
+DURABLE_SESSIONS_JOURNAL_POLL_INTERVAL = 0
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Static files come from the finders; only the production image collects them.

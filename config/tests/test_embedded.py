@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from harness.server import BASE_DIR
-from harness.services import free_port, wait_listening
+from harness.servers.backing import free_port, wait_listening
+from harness.servers.shop import BASE_DIR
 
 CONCURRENT_ADDS = 20
 

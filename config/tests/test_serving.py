@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import requests
 
-from harness.server import BASE_DIR, ShopServer, production_env
+from harness.servers.shop import BASE_DIR, ShopServer, production_env
 
 
 @pytest.fixture

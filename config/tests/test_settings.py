@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from harness.server import BASE_DIR, TEST_SECRET_KEY
+from harness.servers.shop import BASE_DIR, TEST_SECRET_KEY
 
 SERVICE_VARIABLES = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "HTTPS")
 
@@ -70,7 +70,7 @@ def test_embedded_default_is_sqlite_and_in_process_cache():
     assert engine == "django.db.backends.sqlite3"
     assert name == str(BASE_DIR / "data" / "db.sqlite3")
     assert backends == "['django.core.cache.backends.locmem.LocMemCache']"
-    assert sessions == "accounts.sessions sessions"
+    assert sessions == "durable_sessions.backends.cached_db sessions"
 
 
 def test_redis_url_selects_django_redis_for_both_caches():
@@ -83,7 +83,8 @@ def test_redis_url_selects_django_redis_for_both_caches():
 
     assert result.returncode == 0, result.stderr
     # The session cache is django-redis behind a breaker with a journal.
-    assert result.stdout.split() == ["django_redis.cache.RedisCache", "accounts.cache.SessionRedisCache"]
+    expected = ["django_redis.cache.RedisCache", "durable_sessions.cache.backend.SessionRedisCache"]
+    assert result.stdout.split() == expected
 
 
 def test_production_reads_redis_sentinel_from_the_environment():
@@ -91,7 +92,7 @@ def test_production_reads_redis_sentinel_from_the_environment():
         "shell",
         "-c",
         "from django.conf import settings; s = settings.CACHES['sessions']; "
-        "print(s['LOCATION'], s['OPTIONS']['SENTINELS'], s['OPTIONS']['REPLICA_ACKS'])",
+        "print(s['LOCATION'], s['OPTIONS']['SENTINELS'], settings.DURABLE_SESSIONS_REPLICA_ACKS)",
         settings="config.settings.production",
         SECRET_KEY=TEST_SECRET_KEY,
         DATABASE_URL="postgres://u@db/shop",

@@ -1,7 +1,7 @@
 """deploy/ validates with real tools, and says what the shop and the README say.
 
-Kubernetes and Cloud Run manifests: harness/manifests.py on Debian's Kubernetes
-API models. compose: Debian's docker-compose (``config``). nginx: ``nginx -t``.
+Kubernetes and Cloud Run manifests: harness/deploy_check/manifests.py on Debian's
+Kubernetes API models. compose: Debian's docker-compose (``config``). nginx: ``nginx -t``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.server import BASE_DIR
-from harness.services import SYSTEM_PYTHON
+from harness.servers.backing import SYSTEM_PYTHON
+from harness.servers.shop import BASE_DIR
 
 DEPLOY = BASE_DIR / "deploy"
 MANIFESTS = sorted([*DEPLOY.glob("k8s/*.yaml"), *DEPLOY.glob("cloudrun/*.yaml")])
@@ -26,7 +26,7 @@ ENV_MODULE = (BASE_DIR / "config" / "env.py").read_text()
 
 def validate(*paths: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [SYSTEM_PYTHON, str(BASE_DIR / "harness" / "manifests.py"), *map(str, paths)],
+        [SYSTEM_PYTHON, str(BASE_DIR / "harness" / "deploy_check" / "manifests.py"), *map(str, paths)],
         capture_output=True,
         text=True,
     )

@@ -17,11 +17,11 @@ import redis
 import requests
 from django.contrib.sessions.backends.cached_db import KEY_PREFIX
 
-from harness.cluster import Cluster, cluster_env, prepare_database, products_for_load
-from harness.scenario import HEADER, Outcome, ScriptedShopper, traffic, verify
-from harness.sentinel import MASTER, SentinelGroup
-from harness.server import BASE_DIR
-from harness.services import postgres_base_url
+from harness.load.scenario import HEADER, Outcome, ScriptedShopper, run_traffic_for, traffic, verify
+from harness.servers.backing import postgres_base_url
+from harness.servers.cluster import Cluster, cluster_env, prepare_database, products_for_load
+from harness.servers.sentinel import MASTER, SentinelGroup
+from harness.servers.shop import BASE_DIR
 
 pytestmark = pytest.mark.resilience
 
@@ -54,16 +54,16 @@ def test_primary_killed_replica_promoted_no_shopper_signed_out_no_line_lost():
 
         outcome = Outcome("Sentinel: primary SIGKILLed, replica promoted")
         with traffic(shoppers, outcome):
-            time.sleep(2)
+            run_traffic_for(2)  # the primary dies mid-traffic
             killed = time.monotonic()
             group.primary.kill()
             new_port = group.wait_promoted(old_port)
             promoted_after = time.monotonic() - killed
-            time.sleep(1)
+            group.wait_failover_done(new_port)  # every sentinel has the new primary, the failover is over
             group.primary.start()  # the old primary returns; the sentinels make it a replica
             group.wait_replicated(group.primary, timeout=60)
             rejoined_after = time.monotonic() - killed
-            time.sleep(4)
+            run_traffic_for(4)  # shoppers shop on the new primary with its replica back
         verify(shoppers, cluster.in_rotation, outcome)
 
         # Redis serves sessions again, from the new primary, on every instance.

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from harness.server import BASE_DIR
-from harness.services import CHROMIUM
+from harness.servers.backing import CHROMIUM
+from harness.servers.shop import BASE_DIR
 from shop.models import Order
 
 SCREENSHOTS = BASE_DIR / "artifacts" / "browser"

@@ -146,7 +146,7 @@ def test_search_with_a_nul_byte_is_answered(client, make_product):
 def test_a_visitor_without_cookies_leaves_no_session_behind(make_product):
     from django.test import Client
 
-    from accounts.models import UserSession
+    from durable_sessions.models import UserSession
 
     product = make_product()
     for _ in range(3):

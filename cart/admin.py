@@ -1,0 +1,30 @@
+"""Show each session's basket, at today's prices, in the session admin."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from cart.cart import Cart
+from durable_sessions.admin import UserSessionAdmin
+from durable_sessions.models import UserSession
+
+
+class BasketSessionAdmin(UserSessionAdmin):
+    """The session admin with the basket's size and total, as the basket page counts them."""
+
+    list_display = [*UserSessionAdmin.list_display, "basket_items", "basket_total"]
+    fields = [*UserSessionAdmin.fields[:-1], "basket_items", "basket_total", UserSessionAdmin.fields[-1]]
+    readonly_fields = fields
+
+    @admin.display(description="basket items")
+    def basket_items(self, obj: UserSession) -> int:
+        return Cart(obj.stored).contents().item_count
+
+    @admin.display(description="basket total")
+    def basket_total(self, obj: UserSession) -> str:
+        return f"£{Cart(obj.stored).contents().total:.2f}"
+
+
+# The session tier registers its admin first (INSTALLED_APPS order); the basket joins it.
+admin.site.unregister(UserSession)
+admin.site.register(UserSession, BasketSessionAdmin)

@@ -1,0 +1,1 @@
+"""Keep sessions in Redis first and PostgreSQL always, so that any instance serves any request."""

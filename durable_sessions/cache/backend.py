@@ -1,0 +1,210 @@
+"""The session cache: django-redis behind a breaker, with a journal of the changes Redis missed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.sessions.backends.cached_db import KEY_PREFIX
+from django.core.cache import caches
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.db import DatabaseError
+from django_redis.cache import RedisCache
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import RedisError
+
+from durable_sessions.cache.breaker import Breaker
+from durable_sessions.cache.journal import JournalWatcher, journal_replay, journal_write
+from durable_sessions.conf import app_settings
+from durable_sessions.stamps import ENDED
+
+logger = logging.getLogger(__name__)
+
+REDIS_ERRORS = (ConnectionInterrupted, RedisError, OSError, socket.timeout)
+EXISTS_BATCH = 1000
+
+# Per process and Redis location: Django makes one cache object per thread.
+_breakers: dict[str, Breaker] = {}
+_watchers: dict[str, int] = {}
+_registry_lock = threading.Lock()
+
+
+def _breaker_for(location: str) -> Breaker:
+    with _registry_lock:
+        breaker = _breakers.get(location)
+        if breaker is None:
+            breaker = _breakers[location] = Breaker(
+                fail_max=int(app_settings.BREAKER_FAIL_MAX),
+                reset_timeout=float(app_settings.BREAKER_RESET_TIMEOUT),
+            )
+        interval = float(app_settings.JOURNAL_POLL_INTERVAL)
+        if interval > 0 and _watchers.get(location) != os.getpid():
+            # Started lazily in each process: gunicorn forks after import.
+            JournalWatcher(breaker, interval).start()
+            _watchers[location] = os.getpid()
+        return breaker
+
+
+class SessionRedisCache(RedisCache):
+    """django-redis behind a breaker, with a journal of changes Redis missed.
+
+    The cache API Django's cached_db and the store use answers as a miss (or a
+    failed write, journaled) when Redis fails; the few calls that need Redis
+    itself (``ping``, ``count_present``, ``add_many``) are here too, so the
+    raw client is reached in this class only.
+    """
+
+    def __init__(self, server: str, params: dict[str, Any]) -> None:
+        options = params.setdefault("OPTIONS", {})
+        options["IGNORE_EXCEPTIONS"] = False  # failures are handled here, not swallowed below
+        super().__init__(server, params)
+        # One breaker per Redis: a Sentinel location names the primary only.
+        self.breaker = _breaker_for(f"{server} {options.get('SENTINELS') or ''}")
+
+    def _redis(self):
+        return self.client.get_client(write=True)
+
+    # --- The guard --------------------------------------------------------------------
+    def _guarded(self, call: Callable[[], Any], *, default: Any = None, journal: Iterable[str] = ()) -> Any:
+        if not self.breaker.allows():
+            self._probe()
+            if not self.breaker.allows():
+                journal_write(journal, self.breaker)
+                return default
+        try:
+            result = call()
+        except REDIS_ERRORS:
+            logger.warning("session cache call failed; falling back to PostgreSQL", exc_info=True)
+            self.breaker.record_failure()
+            journal_write(journal, self.breaker)
+            return default
+        self.breaker.record_success()
+        return result
+
+    def _probe(self) -> None:
+        if not self.breaker.start_probe():
+            return
+        healthy = False
+        try:
+            self._redis().ping()
+            if self.breaker.unjournaled:
+                pending = set(self.breaker.unjournaled)
+                super().delete_many(list(pending))
+                self.breaker.unjournaled -= pending
+            healthy = journal_replay(lambda keys: super(SessionRedisCache, self).delete_many(keys))
+            healthy = healthy and not self.breaker.unjournaled
+        except REDIS_ERRORS:
+            logger.info("session cache probe: Redis still unreachable")
+        except DatabaseError:
+            logger.warning("session cache probe: journal unreadable", exc_info=True)
+        finally:
+            self.breaker.end_probe(healthy=healthy)
+
+    # --- Redis itself -------------------------------------------------------------------
+    def ping(self) -> None:
+        """PING Redis, past the breaker (it reports Redis itself); raise what Redis raises."""
+        self._redis().ping()
+
+    def count_present(self, keys: list[str]) -> int:
+        """Return how many of these cache keys Redis holds, in pipelines of EXISTS."""
+        redis, found = self._redis(), 0
+        for start in range(0, len(keys), EXISTS_BATCH):
+            pipe = redis.pipeline(transaction=False)
+            for key in keys[start : start + EXISTS_BATCH]:
+                pipe.exists(self.make_key(key))
+            found += sum(pipe.execute())
+        return found
+
+    def add_many(self, entries: Iterable[tuple[str, Any, int]]) -> None:
+        """ADD (SET NX) each (key, value, timeout) in one pipeline: a newer copy is never overwritten."""
+        pipe = self._redis().pipeline(transaction=False)
+        for key, value, timeout in entries:
+            self.client.set(key, value, timeout, client=pipe, nx=True)
+        pipe.execute()
+
+    # --- The cache API cached_db and the shop use ---------------------------------------
+    def get(self, key, default=None, version=None, client=None):
+        return self._guarded(lambda: super(SessionRedisCache, self).get(key, default, version, client), default=default)
+
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None, nx=False, xx=False):
+        return self._guarded(
+            lambda: super(SessionRedisCache, self).set(key, value, timeout, version, client, nx, xx),
+            default=False,
+            journal=[key],
+        )
+
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None):
+        # A failed ADD leaves nothing newer behind than what Redis had: no journal.
+        return self._guarded(
+            lambda: super(SessionRedisCache, self).add(key, value, timeout, version, client), default=False
+        )
+
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None, client=None):
+        data = dict(data)
+        return self._guarded(
+            lambda: super(SessionRedisCache, self).set_many(data, timeout, version, client),
+            default=list(data),
+            journal=list(data),
+        )
+
+    def delete(self, key, version=None, prefix=None, client=None):
+        return self._guarded(
+            lambda: super(SessionRedisCache, self).delete(key, version, prefix, client), default=False, journal=[key]
+        )
+
+    def delete_many(self, keys, version=None):
+        keys = list(keys)
+        return self._guarded(lambda: super(SessionRedisCache, self).delete_many(keys, version), default=0, journal=keys)
+
+    def has_key(self, key, version=None, client=None):
+        return self._guarded(lambda: super(SessionRedisCache, self).has_key(key, version, client), default=False)
+
+    def get_many(self, keys, version=None, client=None):
+        return self._guarded(lambda: super(SessionRedisCache, self).get_many(keys, version, client), default={})
+
+
+def tombstones_write(session_keys: Iterable[str], *, cache) -> None:
+    """Mark sessions ended in the session cache, for as long as their cookies could live.
+
+    The one place tombstones are written: by an end (after its commit) and by a
+    locked change that finds its row gone (at once). A tombstone is read as "no
+    session" without asking PostgreSQL, and neither a late write nor a re-cache
+    (ADD) can bring the session back.
+    """
+    entries = {KEY_PREFIX + key: ENDED for key in session_keys}
+    if not entries:
+        return
+    try:
+        cache.set_many(entries, settings.SESSION_COOKIE_AGE)
+    except Exception:
+        # As Django's cached_db logs a failed cache write (the session cache may be another backend).
+        logging.getLogger("django.contrib.sessions").exception("Error saving to cache (%s)", cache)
+
+
+def session_cache():
+    """Return the session cache (SESSION_CACHE_ALIAS) of this thread."""
+    return caches[settings.SESSION_CACHE_ALIAS]
+
+
+def breaker_state() -> str | None:
+    """Return this process's session cache breaker state, or None when the cache has none."""
+    cache = session_cache()
+    return cache.breaker.state if isinstance(cache, SessionRedisCache) else None
+
+
+def redis_answers() -> bool:
+    """Return whether the session cache's Redis answers a PING (an in-process cache always does)."""
+    cache = session_cache()
+    if not isinstance(cache, SessionRedisCache):
+        return True
+    try:
+        cache.ping()
+    except Exception:  # any failure means "does not answer", never an error of the caller
+        logger.warning("session cache unreachable", exc_info=True)
+        return False
+    return True

@@ -1,0 +1,113 @@
+"""Journal the session cache keys Redis missed, and watch the journal from every process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from django.db import DatabaseError, ProgrammingError, connection, transaction
+from django.utils import timezone
+
+from durable_sessions.cache.breaker import Breaker
+
+logger = logging.getLogger(__name__)
+
+REPLAY_BATCH = 500
+CHANNEL = "session_cache_journal"
+
+
+def _journal_model():
+    # Imported when called: the cache backend is built before the app registry is ready.
+    from durable_sessions.models import SessionCacheJournal
+
+    return SessionCacheJournal
+
+
+def journal_write(keys: Iterable[str], breaker: Breaker) -> None:
+    """Record keys whose write or delete did not reach Redis, and open the breaker."""
+    keys = sorted(set(keys))  # one row per key, locked in one order: no deadlock
+    if not keys:
+        return
+    journal = _journal_model()
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            journal.objects.bulk_create(
+                [journal(cache_key=key, failed_at=now) for key in keys],
+                update_conflicts=True,
+                unique_fields=["cache_key"],
+                update_fields=["failed_at"],
+            )
+            if connection.vendor == "postgresql":
+                # Every process's watcher hears this at once, not at its next look.
+                with connection.cursor() as cursor:
+                    cursor.execute(f"NOTIFY {CHANNEL}")
+    except DatabaseError:
+        logger.error("could not journal session cache keys %s; kept in this process", keys, exc_info=True)
+        breaker.unjournaled.update(keys)
+    breaker.trip()
+
+
+def journal_replay(delete_many: Callable[[list[str]], object]) -> bool:
+    """Delete journaled keys from Redis with ``delete_many``; return True once the journal is empty."""
+    journal = _journal_model()
+    while True:
+        with transaction.atomic():
+            keys = list(
+                journal.objects.select_for_update(skip_locked=True)
+                .order_by("failed_at")
+                .values_list("cache_key", flat=True)[:REPLAY_BATCH]
+            )
+            if not keys:
+                break
+            delete_many(keys)
+            # The rows are locked: a key journaled again meanwhile waits and
+            # is inserted afresh after this commit, for the next replay.
+            journal.objects.filter(cache_key__in=keys).delete()
+    return not journal.objects.exists()
+
+
+def journal_is_empty() -> bool:
+    return not _journal_model().objects.exists()
+
+
+class JournalWatcher(threading.Thread):
+    """Open this process's breaker whenever any process has journaled a key."""
+
+    def __init__(self, breaker: Breaker, interval: float) -> None:
+        super().__init__(name="session-cache-journal-watcher", daemon=True)
+        self.breaker, self.interval = breaker, interval
+
+    def run(self) -> None:
+        while True:
+            try:
+                if connection.vendor == "postgresql":
+                    self.listen()
+                else:
+                    time.sleep(self.interval)
+                    self.check()
+            except ProgrammingError:  # no journal table yet: migrations are running
+                logger.info("journal watcher: no journal table yet; trying again")
+                connection.close()
+                time.sleep(self.interval)
+            except Exception:  # the watcher must outlive any failure; it tries again
+                logger.info("journal watcher: journal unreadable; trying again", exc_info=True)
+                connection.close()  # a fresh connection next time
+                time.sleep(self.interval)
+
+    def listen(self) -> None:
+        """Trip on every journal notification, and look at the journal between them."""
+        import psycopg
+
+        with psycopg.connect(**connection.get_connection_params(), autocommit=True) as listener:
+            listener.execute(f"LISTEN {CHANNEL}")
+            while True:
+                self.check()
+                for _ in listener.notifies(timeout=self.interval, stop_after=1):
+                    self.breaker.trip(probe_now=True)
+
+    def check(self) -> None:
+        if not journal_is_empty():
+            self.breaker.trip(probe_now=True)

@@ -1,0 +1,62 @@
+"""Lock a session's row and update it, each in one written-out statement.
+
+They run on every change to a basket, and the ORM spent longer building them
+than PostgreSQL takes to run them. The store's ``locked()`` is their one caller.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from django.contrib.sessions.backends.base import UpdateError
+from django.db import DatabaseError, connections
+from django.db.models import Model
+from django.utils import timezone
+
+
+def lock_row(alias: str, model: type[Model], session_key: str) -> str | None:
+    """Lock the live session row and return its data (the durable copy), or None.
+
+    On SQLite, which has no ``FOR UPDATE``, the transaction itself is the lock
+    (``transaction_mode`` IMMEDIATE in the settings).
+    """
+    connection = connections[alias]
+    table = connection.ops.quote_name(model._meta.db_table)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT session_data FROM {table} WHERE session_key = %s AND expire_date > %s{lock}",
+            [session_key, connection.ops.adapt_datetimefield_value(timezone.now())],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+@lru_cache(maxsize=8)
+def _update_statement(model: type[Model], alias: str) -> tuple[str, list]:
+    """The UPDATE of every column of a session row by its key, and the fields it sets, in order."""
+    quote = connections[alias].ops.quote_name
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s", fields
+
+
+def update_locked_row(alias: str, obj: Model) -> None:
+    """Write every column of a row this transaction has locked, or raise UpdateError.
+
+    The row exists and is locked, so neither the savepoint Django's save opens
+    (to recover from a failed insert) nor the rest of Model.save is needed.
+    Values are prepared by the fields themselves, as Model.save would.
+    """
+    connection = connections[alias]
+    sql, fields = _update_statement(type(obj), alias)
+    values = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*values, obj._meta.pk.get_db_prep_value(obj.pk, connection)])
+            updated = cursor.rowcount
+    except DatabaseError as error:
+        raise UpdateError from error
+    if updated != 1:
+        raise UpdateError

@@ -1,0 +1,1 @@
+"""Validate deploy/'s manifests against the Kubernetes API's own models."""

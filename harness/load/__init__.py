@@ -1,0 +1,1 @@
+"""Drive the shop with scripted shoppers: fault scenarios, benchmarks and profiles."""

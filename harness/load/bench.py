@@ -1,0 +1,382 @@
+"""Benchmark the shop under gunicorn with wrk and write BENCHMARKS.md (``make bench``).
+
+Every figure is the median of three runs of wrk at fixed concurrency and
+duration, against gunicorn (2 workers, production settings, DEBUG off) on
+PostgreSQL and a private Redis server.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.load.shopper import Shopper
+from harness.servers.backing import RedisServer, apt_install, ensure
+from harness.servers.cluster import cluster_env, prepare_database, products_for_load
+from harness.servers.shop import BASE_DIR, ShopServer
+
+RUNS = 3
+DURATION = "8s"
+CONNECTIONS = 16
+THREADS = 2
+CONCURRENT_ADDS = 16
+BASKET_LINES = 5
+REPORT = BASE_DIR / "BENCHMARKS.md"
+DATABASE = "shop_bench"
+# Every run starts after the same fixed rest: part of how the figures are measured (a change
+# would change them), not a wait for anything; the wait for an idle machine follows it.
+SETTLE_SECONDS = 1.0
+# Then wait (at most this long) until the machine is this idle before a run.
+QUIET_CPU = 0.10
+QUIET_WAIT_MAX = 15.0
+STOCK = {
+    "stock db": {"SESSION_ENGINE": "django.contrib.sessions.backends.db"},
+    "stock cache": {"SESSION_ENGINE": "django.contrib.sessions.backends.cache"},
+    "stock cached_db": {"SESSION_ENGINE": "django.contrib.sessions.backends.cached_db"},
+}
+SESSIONS_FOR_ADDS = 16
+# Each request: the next of 100 products, for the next of 16 shoppers (their own
+# session and CSRF token): many shoppers adding, as in a shop.
+ADD_SCRIPT = """
+local ids = {%(ids)s}
+local shoppers = {%(shoppers)s}
+local i = 0
+request = function()
+  i = i + 1
+  local shopper = shoppers[(i %% #shoppers) + 1]
+  local path = "/cart/add/" .. ids[(math.floor(i / #shoppers) %% #ids) + 1] .. "/"
+  return wrk.format("POST", path, {["Content-Type"] = "application/x-www-form-urlencoded",
+                                   ["Cookie"] = shopper[1]}, "quantity=1&csrfmiddlewaretoken=" .. shopper[2])
+end
+"""
+
+
+@dataclass
+class Figure:
+    label: str
+    rps: float
+    p50: float
+    p99: float
+    errors: int
+
+    def row(self, baseline: float | None = None) -> str:
+        ratio = f"{self.rps / baseline:.2f}×" if baseline else "—"
+        return f"| {self.label} | {self.rps:.0f} | {self.p50:.1f} | {self.p99:.1f} | {ratio} | {self.errors} |"
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk_once(url: str, *, cookie: str = "", script: str | None = None) -> tuple[float, float, float, int]:
+    command = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{DURATION}", "--latency"]
+    if cookie:
+        command += ["-H", f"Cookie: {cookie}"]
+    if script:
+        command += ["-s", script]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", output).group(1))
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", output).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = int(bad.group(1)) if bad else 0
+    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    return rps, p50, p99, errors
+
+
+def settle(database_url: str) -> None:
+    """Let the previous run's writes finish before the next run starts.
+
+    A run that writes (add to basket, a save per request) leaves PostgreSQL
+    flushing WAL and vacuuming the session tables for seconds afterwards; on
+    two cores that halves whatever is measured next. Vacuum and checkpoint
+    now, then wait until the machine is idle.
+    """
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("VACUUM accounts_usersession, django_session")
+        conn.execute("CHECKPOINT")
+    time.sleep(SETTLE_SECONDS)
+    deadline = time.monotonic() + QUIET_WAIT_MAX
+    while cpu_busy(0.5) > QUIET_CPU and time.monotonic() < deadline:
+        pass
+
+
+def cpu_busy(seconds: float) -> float:
+    """The share of CPU time the whole machine spent busy over ``seconds`` (Linux /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    busy_before, total_before = sample()
+    time.sleep(seconds)
+    busy_after, total_after = sample()
+    return (busy_after - busy_before) / max(1, total_after - total_before)
+
+
+def measure(targets: dict[str, tuple[str, dict]], database_url: str) -> list[Figure]:
+    """Measure every target RUNS times, interleaved in a new order each round, so drift hits all alike.
+
+    The order matters: a target measured right after one that writes a lot
+    starts on a busier machine. Each round shuffles it (the same way on every
+    machine), so no target always follows the same one.
+    """
+    runs: dict[str, list] = {label: [] for label in targets}
+    for round_ in range(RUNS):
+        order = list(targets)
+        random.Random(round_).shuffle(order)
+        for label in order:
+            url, kwargs = targets[label]
+            settle(database_url)
+            runs[label].append(wrk_once(url, **kwargs))
+    figures = []
+    for label, results in runs.items():
+        print(f"  {label}: " + ", ".join(f"{r[0]:.0f} req/s" for r in results), flush=True)
+        figures.append(
+            Figure(
+                label,
+                statistics.median(r[0] for r in results),
+                statistics.median(r[1] for r in results),
+                statistics.median(r[2] for r in results),
+                sum(r[3] for r in results),
+            )
+        )
+    return figures
+
+
+def cookie_header(shopper: Shopper) -> str:
+    """The cookies a browser sends once it has shown the shopper's messages: session and CSRF only.
+
+    (wrk replays one header; a leftover messages cookie would be decoded, and
+    on POSTs re-signed, on every request, which no browser does.)
+    """
+    cookies = shopper.http.cookies.get_dict()
+    return "; ".join(f"{name}={cookies[name]}" for name in ("sessionid", "csrftoken") if name in cookies)
+
+
+def shopper_with_basket(server: ShopServer, products: list[tuple[int, str]]) -> Shopper:
+    shopper = Shopper(server.url)
+    for product_id, _ in products[:BASKET_LINES]:
+        assert shopper.add(product_id).status_code == 302
+    assert len(shopper.basket()) == BASKET_LINES
+    return shopper
+
+
+def lost_lines(server: ShopServer, products: list[tuple[int, str]]) -> int:
+    """16 different products added at once to one session: how many lines are missing after."""
+    shopper = Shopper(server.url)
+    shopper.add(products[0][0])  # the session exists before the race
+    cookies, token = shopper.http.cookies.get_dict(), shopper.http.cookies["csrftoken"]
+    import requests
+
+    def add(product_id: int) -> int:
+        return requests.post(
+            f"{server.url}/cart/add/{product_id}/",
+            data={"quantity": "1", "csrfmiddlewaretoken": token},
+            cookies=cookies,
+            allow_redirects=False,
+            timeout=30,
+        ).status_code
+
+    ids = [product_id for product_id, _ in products[1 : CONCURRENT_ADDS + 1]]
+    with ThreadPoolExecutor(max_workers=CONCURRENT_ADDS) as pool:
+        assert set(pool.map(add, ids)) == {302}
+    return CONCURRENT_ADDS + 1 - len(shopper.basket())
+
+
+def versions() -> str:
+    def out(*command: str) -> str:
+        try:
+            return subprocess.run(command, capture_output=True, text=True).stdout.strip().splitlines()[0]
+        except (OSError, IndexError):
+            return "?"
+
+    import django
+    import django_redis
+    import gunicorn
+    import redis
+
+    return (
+        f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python {platform.python_version()}, "
+        f"Django {django.get_version()}, django-redis {django_redis.__version__}, redis-py {redis.__version__}, "
+        f"gunicorn {gunicorn.__version__}, {out('psql', '--version')}, {out('redis-server', '--version')[:24]}, "
+        f"{out('wrk', '--version')[:9]}"
+    )
+
+
+def main() -> int:
+    ensure()
+    if not shutil.which("wrk"):
+        apt_install("wrk")
+    from harness.servers.backing import postgres_base_url
+
+    database_url = f"{postgres_base_url()}/{DATABASE}"
+    redis = RedisServer().start()
+    workdir = Path(tempfile.mkdtemp(prefix="shop-bench-"))
+    base_env = cluster_env(database_url, redis.url)
+    prepare_database(base_env, fresh=True)
+    products = products_for_load(database_url, 120)
+
+    def shop(**extra: str) -> ShopServer:
+        return ShopServer({**base_env, **extra}, workers=2, log_path=workdir / "gunicorn.log").start()
+
+    servers: list[ShopServer] = []
+
+    def add_script(server: ShopServer, name: str) -> str:
+        shoppers = [shopper_with_basket(server, products) for _ in range(SESSIONS_FOR_ADDS)]
+        entries = ", ".join(f'{{"{cookie_header(x)}", "{x.http.cookies["csrftoken"]}"}}' for x in shoppers)
+        script = workdir / f"{name}.lua"
+        script.write_text(ADD_SCRIPT % {"ids": ", ".join(str(pk) for pk, _ in products[20:120]), "shoppers": entries})
+        return str(script)
+
+    try:
+        print("Endpoints, the shop's store:", flush=True)
+        server = shop()
+        servers.append(server)
+        cookie = cookie_header(shopper_with_basket(server, products))
+        endpoints = measure(
+            {
+                "product list `/`": (f"{server.url}/", {"cookie": cookie}),
+                "product detail": (f"{server.url}/products/{products[0][1]}/", {"cookie": cookie}),
+                "cart page, 5 lines": (f"{server.url}/cart/", {"cookie": cookie}),
+                "add to basket (POST, CSRF, lock)": (server.url, {"script": add_script(server, "endpoint")}),
+                "`/healthz` (ceiling)": (f"{server.url}/healthz", {}),
+            },
+            database_url,
+        )
+        shop_lost = lost_lines(server, products)
+        server.stop()
+
+        print("Cart page, by session engine:", flush=True)
+        configs = {
+            **STOCK,
+            "stock db, SESSION_SAVE_EVERY_REQUEST": {**STOCK["stock db"], "SESSION_SAVE_EVERY_REQUEST": "true"},
+            "shop's store": {},
+        }
+        targets = {}
+        for label, extra in configs.items():
+            server = shop(**extra)
+            servers.append(server)
+            targets[label] = (f"{server.url}/cart/", {"cookie": cookie_header(shopper_with_basket(server, products))})
+        engines = measure(targets, database_url)
+        for server in servers:
+            server.stop()
+
+        print("Add to basket, lock against no lock:", flush=True)
+        lockless = shop(**STOCK["stock cached_db"], SESSION_UPDATE_LOCK="false")
+        locked = shop()
+        servers += [lockless, locked]
+        figures = measure(
+            {
+                "stock cached_db, no lock": (lockless.url, {"script": add_script(lockless, "lockless")}),
+                "shop's store, locked": (locked.url, {"script": add_script(locked, "locked")}),
+            },
+            database_url,
+        )
+        adds = [(figures[0], lost_lines(lockless, products)), (figures[1], lost_lines(locked, products))]
+        lockless.stop()
+        locked.stop()
+
+        print("Cart page with Redis stopped:", flush=True)
+        server = shop()
+        servers.append(server)
+        cart = (f"{server.url}/cart/", {"cookie": cookie_header(shopper_with_basket(server, products))})
+        healthy_cart = measure({"cart page, Redis up": cart}, database_url)[0]
+        redis.stop()
+        outage = measure({"cart page, Redis stopped": cart}, database_url)
+    finally:
+        for server in servers:
+            server.stop()
+        redis.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    write_report(endpoints, engines, adds, outage, healthy_cart, shop_lost)
+    print(f"Wrote {REPORT.relative_to(BASE_DIR)}", flush=True)
+    return 0
+
+
+def write_report(endpoints, engines, adds, outage, healthy_cart, shop_lost) -> None:
+    head = "| what | req/s | p50 ms | p99 ms | ratio | non-2xx/3xx |\n|---|---|---|---|---|---|"
+    stock_db = next(f.rps for f in engines if f.label == "stock db")
+    save_every = next(f.rps for f in engines if f.label.startswith("stock db, SESSION"))
+    stock_cache = next(f.rps for f in engines if f.label == "stock cache")
+    unlocked = adds[0][0].rps
+    shop_store = next(f.rps for f in engines if f.label == "shop's store")
+    measured = REPORT.read_text().split("<!-- measured -->")[-1] if REPORT.exists() else ""
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured by `make bench` on {time.strftime('%Y-%m-%d')}: {versions()}.",
+        f"wrk, {THREADS} threads, {CONNECTIONS} connections, {DURATION} per run; each figure is the median of "
+        f"{RUNS} runs. gunicorn with 2 workers (4 threads each), production settings, DEBUG off, on PostgreSQL "
+        "and a private Redis on this machine.",
+        "",
+        "## Endpoints (the shop's store)",
+        "",
+        head,
+        *(f.row() for f in endpoints),
+        "",
+        "## Cart page by session engine (ratio to stock `db`)",
+        "",
+        head,
+        *(f.row(stock_db) for f in engines if "SAVE_EVERY" not in f.label),
+        "",
+        "With an idle timeout enforced: Django offers it through `SESSION_SAVE_EVERY_REQUEST` (a write per "
+        "request); the shop enforces it from a stamp written at most every 5 minutes (ratio to the former):",
+        "",
+        head,
+        *(f.row(save_every) for f in engines if f.label == "shop's store" or "SAVE_EVERY" in f.label),
+        "",
+        f"## Add to basket: {CONCURRENT_ADDS} concurrent adds to one session",
+        "",
+        f"Load: {SESSIONS_FOR_ADDS} shoppers adding at once, each to their own basket. Race: "
+        f"{CONCURRENT_ADDS} adds at once to one basket that holds one line, then count its lines.",
+        "",
+        "| what | req/s | p50 ms | p99 ms | ratio to no lock | lines lost of 17 |\n|---|---|---|---|---|---|",
+        *(
+            f"| {f.label} | {f.rps:.0f} | {f.p50:.1f} | {f.p99:.1f} | {f.rps / unlocked:.2f}× | {lost} |"
+            for f, lost in adds
+        ),
+        "",
+        f"The shop's endpoint run above lost {shop_lost} of 17 lines in the same race.",
+        "",
+        "## Cart page with Redis stopped (breaker open)",
+        "",
+        head,
+        healthy_cart.row(),
+        *(f.row() for f in outage),
+        "",
+        f"p99 with Redis stopped is {outage[0].p99 / healthy_cart.p99:.2f}× the healthy p99.",
+        "",
+        "## Targets",
+        "",
+        f"- Cart page, shop's store against stock `db`: {shop_store / stock_db:.2f}× (target ≥ 1.3×); "
+        f"against stock `cache`: {shop_store / stock_cache:.2f}× (target ≥ 0.95×).",
+        f"- Idle timeout enforced: {shop_store / save_every:.2f}× stock `db` with "
+        "`SESSION_SAVE_EVERY_REQUEST` (target ≥ 2×).",
+        f"- Add to basket with the lock: {adds[1][0].rps / unlocked:.2f}× stock `cached_db` without one "
+        f"(target ≥ 0.9×); lines lost: {adds[0][1]} without the lock, {adds[1][1]} with it.",
+        f"- Cart page p99 with Redis stopped: {outage[0].p99 / healthy_cart.p99:.2f}× healthy (target ≤ 3×).",
+        "",
+        "<!-- measured -->",
+    ]
+    REPORT.write_text("\n".join(lines) + measured)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
