@@ -105,7 +105,8 @@ class SessionStore(CachedDbStore):
                 # ADD, not SET: a writer that saved meanwhile put a newer copy there.
                 self._cache.add(self.cache_key, payload, self.get_expiry_age(expiry=row.expire_date))
         data, self._stamps = st.split(payload)
-        if data and st.is_stale(data, self._stamps):
+        # Stamps alone count: a session whose data was emptied still times out.
+        if payload and st.is_stale(data, self._stamps):
             self.delete()
             self._session_key, self._stamps = None, {}
             return {}

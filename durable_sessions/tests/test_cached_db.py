@@ -81,6 +81,30 @@ def test_idle_session_ends_on_its_next_load():
     assert not in_redis(store.session_key)
 
 
+def test_a_session_emptied_of_data_still_times_out():
+    store = SessionStore()
+    store["cart"] = {"1": {"quantity": 1, "price": "1.00"}}
+    store.save()
+    del store["cart"]
+    store.save()  # a row with no data left, only the tier's stamps
+    backdate(store.session_key, **{LAST_ACTIVITY: int(time.time()) - 15 * 24 * 3600})
+
+    assert SessionStore(store.session_key).load() == {}
+    assert not UserSession.objects.filter(session_key=store.session_key).exists()
+
+
+def test_the_tiers_stamps_are_not_session_keys(ada):
+    store = SessionStore(client=SessionClient(ip_address="203.0.113.9", user_agent=UA))
+    store["_auth_user_id"] = str(ada.pk)
+    store["cart"] = {}
+    store.save()
+
+    loaded = SessionStore(store.session_key)
+    assert sorted(loaded.keys()) == ["_auth_user_id", "cart"] and len(loaded.items()) == 2
+    assert set(loaded.stamps()) == {"created_at", "last_activity", "authenticated_at", "ip", "user_agent"}
+    assert set(session_cache().get(KEY_PREFIX + store.session_key)) == {"_auth_user_id", "cart", STAMPS_KEY}
+
+
 def test_absolute_lifetime_ends_a_signed_in_session_however_active(client, ada, settings):
     sign_in(client)
     key = client.session.session_key
