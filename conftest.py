@@ -57,6 +57,12 @@ def test_database_url(django_db_setup, django_db_blocker) -> str:
 
 
 @pytest.fixture
+def quick_probes(settings):
+    """Let the session cache's breaker probe Redis every 0.2 s, for tests that wait for it to close."""
+    settings.DURABLE_SESSIONS_BREAKER_RESET_TIMEOUT = 0.2
+
+
+@pytest.fixture
 def forget_login_failures():
     """Start with no failed sign-ins counted (the counters live in Redis, shared by every test)."""
     from django.core.cache import cache

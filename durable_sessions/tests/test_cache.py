@@ -18,11 +18,8 @@ from harness.servers.shop import ShopServer, production_env
 from harness.testing import basket_lines as lines
 from harness.testing import sign_in, wait_until
 
-
-@pytest.fixture(autouse=True)
-def quick_probes(settings):
-    """A breaker that probes Redis quickly: the tests wait for it to close again."""
-    settings.DURABLE_SESSIONS_BREAKER_RESET_TIMEOUT = 0.2
+# A breaker that probes Redis quickly: the tests wait for it to close again.
+pytestmark = pytest.mark.usefixtures("quick_probes")
 
 
 def session_cache():

@@ -20,6 +20,9 @@ from harness.servers.sentinel import SentinelGroup
 from harness.testing import basket_lines as lines
 from harness.testing import wait_until
 
+# A breaker that probes Redis quickly: the tests wait for it to close again.
+pytestmark = pytest.mark.usefixtures("quick_probes")
+
 
 @pytest.fixture(scope="module")
 def group() -> Iterator[SentinelGroup]:
@@ -28,12 +31,6 @@ def group() -> Iterator[SentinelGroup]:
         yield group
     finally:
         group.stop()
-
-
-@pytest.fixture(autouse=True)
-def quick_probes(settings):
-    """A breaker that probes Redis quickly: the tests wait for it to close again."""
-    settings.DURABLE_SESSIONS_BREAKER_RESET_TIMEOUT = 0.2
 
 
 def sentinel_caches(group: SentinelGroup, **sentinel) -> dict:
