@@ -16,7 +16,7 @@ from durable_sessions.services import sessions_end
 
 
 def user_sessions_end(*, user: User, keep_session_key: str | None = None) -> int:
-    """End every session of ``user`` except ``keep_session_key``, in PostgreSQL and Redis."""
+    """End every session of ``user`` except the one stored under ``keep_session_key``, in PostgreSQL and Redis."""
     keys = (
         UserSession.objects.filter(user=user)
         .exclude(session_key=keep_session_key)

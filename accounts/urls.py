@@ -11,7 +11,7 @@ urlpatterns = [
     path("signup/", views.signup, name="signup"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("password_change/", views.PasswordChangeView.as_view(), name="password_change"),
+    path("password_change/", views.AccountPasswordChangeView.as_view(), name="password_change"),
     path(
         "password_reset/",
         auth_views.PasswordResetView.as_view(

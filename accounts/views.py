@@ -8,10 +8,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import selectors, services
-from accounts.forms import LoginForm, SignupForm
+from accounts.forms import LoginForm, PasswordChangeForm, SignupForm
+from durable_sessions.backends.cached_db import storage_key_of
 from durable_sessions.services import sessions_end
 
 
@@ -32,11 +35,24 @@ class LoginView(auth_views.LoginView):
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change, handing the request to the form for the sign-in throttle (the admin's too)."""
+
+    form_class = PasswordChangeForm
+
+    @method_decorator(never_cache)
+    def dispatch(self, *args, **kwargs):
+        return super().dispatch(*args, **kwargs)
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "request": self.request}
+
+
+class AccountPasswordChangeView(PasswordChangeView):
     success_url = reverse_lazy("accounts:account")
 
     def form_valid(self, form):
         response = super().form_valid(form)  # keeps this session signed in
-        ended = services.user_sessions_end(user=form.user, keep_session_key=self.request.session.session_key)
+        ended = services.user_sessions_end(user=form.user, keep_session_key=storage_key_of(self.request.session))
         messages.success(self.request, f"Password changed. {ended} other session(s) were signed out.")
         return response
 
@@ -50,6 +66,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
         return response
 
 
+@never_cache  # the form comes back with the name and email typed in
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
@@ -63,12 +80,14 @@ def signup(request: HttpRequest) -> HttpResponse:
     return render(request, "registration/signup.html", {"form": form})
 
 
+@never_cache
 @login_required
 @require_GET
 def account(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/account.html", {"orders": selectors.user_order_list(user=request.user)})
 
 
+@never_cache
 @require_GET
 def me(request: HttpRequest) -> JsonResponse:
     user = request.user
@@ -77,12 +96,13 @@ def me(request: HttpRequest) -> JsonResponse:
     )
 
 
+@never_cache
 @login_required
 @require_GET
 def session_list(request: HttpRequest) -> HttpResponse:
     live, dead = services.user_session_rows(user=request.user)
     sessions_end(dead)  # prune what can no longer sign anyone in
-    current = request.session.session_key
+    current = storage_key_of(request.session)
     summaries = [selectors.session_summary(row, current_key=current) for row, _ in live]
     return render(request, "accounts/sessions.html", {"sessions": summaries})
 
@@ -94,7 +114,7 @@ def session_end(request: HttpRequest, public_id: str) -> HttpResponse:
     keys = [row.session_key for row, _ in live if selectors.session_public_id(row.session_key) == public_id]
     if not keys:
         raise Http404("No such session.")
-    if keys[0] == request.session.session_key:
+    if keys[0] == storage_key_of(request.session):
         messages.info(request, "To end this session, sign out.")
         return redirect("accounts:sessions")
     sessions_end(keys)
@@ -105,6 +125,6 @@ def session_end(request: HttpRequest, public_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def session_end_others(request: HttpRequest) -> HttpResponse:
-    ended = services.user_sessions_end(user=request.user, keep_session_key=request.session.session_key)
+    ended = services.user_sessions_end(user=request.user, keep_session_key=storage_key_of(request.session))
     messages.success(request, f"Signed out {ended} other session(s).")
     return redirect("accounts:sessions")

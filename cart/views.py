@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from cart.cart import Cart, CartError, parse_quantity
@@ -25,6 +26,7 @@ def _sellable(product_id: int) -> Product:
     return get_object_or_404(Product, pk=product_id, is_active=True)
 
 
+@never_cache  # the visitor's basket: no-store, so no shared browser or proxy keeps a copy
 @require_GET
 def cart_detail(request: HttpRequest) -> HttpResponse:
     contents = Cart(request.session).contents()
@@ -37,6 +39,7 @@ def cart_detail(request: HttpRequest) -> HttpResponse:
     return render(request, "cart/detail.html", {"contents": contents})
 
 
+@never_cache
 @require_GET
 def cart_summary(request: HttpRequest) -> JsonResponse:
     return JsonResponse(Cart(request.session).summary())

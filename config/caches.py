@@ -114,6 +114,7 @@ class Sentinel:
 
 
 SESSION_CACHE_BACKEND = "durable_sessions.cache.backend.SessionRedisCache"
+JSON_SERIALIZER = "django_redis.serializers.json.JSONSerializer"
 REPLICATED_CLIENT = "durable_sessions.cache.replication.ReplicatedClient"
 
 
@@ -172,7 +173,10 @@ def build_caches(
             f"({general_db}) and below {REDIS_DATABASES}: set REDIS_SESSION_DB (now {session_db})."
         )
     return {
-        DEFAULT_CACHE_ALIAS: redis_cache(redis_url, ignore_exceptions=False, sentinel=sentinel),
+        # JSON, never pickle: whoever can write to Redis must not be able to run code in the shop.
+        DEFAULT_CACHE_ALIAS: redis_cache(
+            redis_url, ignore_exceptions=False, serializer=JSON_SERIALIZER, sentinel=sentinel
+        ),
         SESSION_CACHE_ALIAS: _session_cache(with_redis_db(redis_url, session_db), sentinel),
     }
 
@@ -188,7 +192,7 @@ def _session_cache(url: str, sentinel: Sentinel | None = None) -> dict[str, Any]
         ignore_exceptions=False,
         # django-redis defaults to pickle: anyone able to write to Redis could then
         # run code in the shop. Sessions hold JSON-safe data only.
-        serializer="django_redis.serializers.json.JSONSerializer",
+        serializer=JSON_SERIALIZER,
         backend=SESSION_CACHE_BACKEND,
         sentinel=sentinel,
     )

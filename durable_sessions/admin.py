@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
-from django.contrib.auth import HASH_SESSION_KEY
+from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from django.utils.html import format_html
@@ -13,6 +13,7 @@ from user_agents import parse as parse_user_agent
 
 from durable_sessions.models import UserSession
 from durable_sessions.services import sessions_end
+from durable_sessions.stamps import STAMPS_KEY
 
 MASK = "•••••••• (hidden)"
 
@@ -47,7 +48,15 @@ class SignedInFilter(admin.SimpleListFilter):
 
 @admin.register(UserSession)
 class UserSessionAdmin(admin.ModelAdmin):
-    """Sessions, with their user, client and times. Apps add columns by subclassing (see cart.admin)."""
+    """Sessions, with their user, client and times. Apps add columns by subclassing (see cart.admin).
+
+    The decoded data shows only the keys in ``shown_keys``: anything else a
+    session holds (the password hash stamp, a reset token, keys of apps that
+    did not say theirs are safe to show) is masked. Apps extend it with their
+    own keys.
+    """
+
+    shown_keys = frozenset({SESSION_KEY, BACKEND_SESSION_KEY, STAMPS_KEY})
 
     list_display = ["short_key", "user", "ip_address", "browser", "created_at", "last_activity", "expire_date"]
     list_filter = [StatusFilter, SignedInFilter]
@@ -82,9 +91,7 @@ class UserSessionAdmin(admin.ModelAdmin):
 
     @admin.display(description="session data")
     def data(self, obj: UserSession) -> str:
-        shown = dict(obj.stored)
-        if HASH_SESSION_KEY in shown:
-            shown[HASH_SESSION_KEY] = MASK
+        shown = {key: value if key in self.shown_keys else MASK for key, value in obj.stored.items()}
         return format_html("<pre>{}</pre>", json.dumps(shown, indent=2, sort_keys=True, cls=DjangoJSONEncoder))
 
     # --- Permissions: look and revoke, never edit ----------------------------------------

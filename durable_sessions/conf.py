@@ -15,6 +15,10 @@ DEFAULTS: dict[str, Any] = {
     "IDLE_TIMEOUT": 14 * 24 * 3600,
     # A signed-in session ends this many seconds after sign-in, however active.
     "ABSOLUTE_LIFETIME": 30 * 24 * 3600,
+    # A member of staff's session ends sooner: after this long idle, and this
+    # long after sign-in (seconds).
+    "STAFF_IDLE_TIMEOUT": 2 * 3600,
+    "STAFF_ABSOLUTE_LIFETIME": 12 * 3600,
     # Activity is written at most this often (seconds): reads in between write nothing.
     "ACTIVITY_INTERVAL": 300,
     # Change a session under its row lock. False only to measure what the lock prevents.
@@ -23,6 +27,10 @@ DEFAULTS: dict[str, Any] = {
     # lets one request probe Redis this often (seconds).
     "BREAKER_FAIL_MAX": 3,
     "BREAKER_RESET_TIMEOUT": 2.0,
+    # The session cookie's name before SESSION_COOKIE_NAME changed (to a
+    # __Host- name, say): a session it names moves to the new cookie on its
+    # next request instead of being lost. Empty: no previous name.
+    "PREVIOUS_COOKIE_NAME": "",
     # How often each process looks at the journal of keys Redis missed (seconds; 0: never).
     "JOURNAL_POLL_INTERVAL": 0.5,
     # With a replicated Redis (Sentinel), a session write counts once this many

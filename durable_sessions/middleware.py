@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 
 from django.conf import settings
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
@@ -11,8 +12,14 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
 from durable_sessions.backends.cached_db import Client, SessionStore
+from durable_sessions.conf import app_settings
 
 logger = logging.getLogger(__name__)
+
+# What Django's session keys look like (32 of VALID_KEY_CHARS). A cookie that
+# does not is none the shop issued: it is treated as no cookie at all, so odd
+# bytes never reach a query and a made-up value never names anything stored.
+SESSION_KEY_FORMAT = re.compile(r"[a-z0-9]{32}")
 
 
 def _valid_ip(value: str) -> str | None:
@@ -51,17 +58,48 @@ class SessionMiddleware(DjangoSessionMiddleware):
         self.durable = issubclass(self.SessionStore, SessionStore)
 
     def process_request(self, request: HttpRequest) -> None:
+        session_key = self._cookie(request, settings.SESSION_COOKIE_NAME)
         if not self.durable:
-            return super().process_request(request)
+            request.session = self.SessionStore(session_key)
+            return
         client = Client(ip_address=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", ""))
-        request.session = self.SessionStore(request.COOKIES.get(settings.SESSION_COOKIE_NAME), client=client)
+        previous = app_settings.PREVIOUS_COOKIE_NAME
+        if session_key is None and previous and previous != settings.SESSION_COOKIE_NAME:
+            session_key = self._cookie(request, previous)
+            request.session = self.SessionStore(session_key, client=client, moves_cookie=session_key is not None)
+            return
+        request.session = self.SessionStore(session_key, client=client)
+
+    @staticmethod
+    def _cookie(request: HttpRequest, name: str) -> str | None:
+        value = request.COOKIES.get(name)
+        return value if value is not None and SESSION_KEY_FORMAT.fullmatch(value) else None
 
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         session = getattr(request, "session", None)
         # A view may have put another engine's session there: only the shop's has stamps.
         if isinstance(session, SessionStore) and response.status_code < 500:
             self._touch_if_due(session)
+            if session.moves_cookie:
+                self._move_cookie(session, response)
         return super().process_response(request, response)
+
+    @staticmethod
+    def _move_cookie(session: SessionStore, response: HttpResponse) -> None:
+        """Send the session under SESSION_COOKIE_NAME, and drop the cookie of its previous name."""
+        if session.session_key is None or session.is_empty():
+            return  # nothing to move: it ended, or never existed
+        try:
+            session.renew()  # saved: Django's middleware sends the cookie under its new name
+        except DatabaseError:
+            logger.warning("could not move a session to the new cookie name", exc_info=True)
+            return
+        response.delete_cookie(
+            app_settings.PREVIOUS_COOKIE_NAME,
+            path=settings.SESSION_COOKIE_PATH,
+            domain=settings.SESSION_COOKIE_DOMAIN,
+            samesite=settings.SESSION_COOKIE_SAMESITE,
+        )
 
     @staticmethod
     def _touch_if_due(session: SessionStore) -> None:

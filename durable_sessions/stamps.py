@@ -23,6 +23,8 @@ LAST_ACTIVITY = "last_activity"
 AUTHENTICATED_AT = "authenticated_at"
 IP_ADDRESS = "ip"
 USER_AGENT = "user_agent"
+# True when a member of staff signed in: the session then has the staff timeouts.
+STAFF = "staff"
 # Where releases before STAMPS_KEY kept the stamps: top-level keys of the data.
 LEGACY_KEYS = {
     "_created_at": CREATED_AT,
@@ -64,15 +66,14 @@ def join(data: dict[str, Any], stamps: dict[str, Any]) -> dict[str, Any]:
 def is_stale(data: dict[str, Any], stamps: dict[str, Any], *, now: int | None = None) -> bool:
     """Return whether the session ran past its idle timeout or absolute lifetime."""
     now = int(time.time()) if now is None else now
+    staff = stamps.get(STAFF) is True
+    idle = app_settings.STAFF_IDLE_TIMEOUT if staff else app_settings.IDLE_TIMEOUT
+    lifetime = app_settings.STAFF_ABSOLUTE_LIFETIME if staff else app_settings.ABSOLUTE_LIFETIME
     last_activity = stamps.get(LAST_ACTIVITY)
-    if isinstance(last_activity, int) and now - last_activity > app_settings.IDLE_TIMEOUT:
+    if isinstance(last_activity, int) and now - last_activity > idle:
         return True
     authenticated_at = stamps.get(AUTHENTICATED_AT)
-    return (
-        SESSION_KEY in data
-        and isinstance(authenticated_at, int)
-        and now - authenticated_at > app_settings.ABSOLUTE_LIFETIME
-    )
+    return SESSION_KEY in data and isinstance(authenticated_at, int) and now - authenticated_at > lifetime
 
 
 def payload_is_stale(payload: object) -> bool:

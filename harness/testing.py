@@ -26,15 +26,47 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
         time.sleep(interval)
 
 
-def session_backdate(session_key: str, **stamps: int) -> None:
-    """Rewrite a stored session's stamps (its row, the row's columns, Redis), as if time had passed."""
+def session_row(session_key: str):
+    """Return the row of the session whose cookie is ``session_key`` (rows are keyed by its storage key), or None."""
+    from durable_sessions.models import UserSession
+    from durable_sessions.sealing import storage_key
+
+    return UserSession.objects.filter(session_key=storage_key(session_key)).first()
+
+
+def session_cache_key(session_key: str) -> str:
+    """Return the session cache key of the session whose cookie is ``session_key``."""
     from django.contrib.sessions.backends.cached_db import KEY_PREFIX
 
-    from durable_sessions.backends.cached_db import SessionStore
+    from durable_sessions.sealing import storage_key
+
+    return KEY_PREFIX + storage_key(session_key)
+
+
+def session_cached(session_key: str):
+    """Return what the session cache holds for this cookie, unsealed: the payload, a tombstone, or None."""
     from durable_sessions.cache.backend import session_cache
+    from durable_sessions.sealing import unseal
+
+    key = session_cache_key(session_key)
+    return unseal(key, session_cache().get(key))
+
+
+def session_cache_put(session_key: str, payload, timeout: int = 3600) -> None:
+    """Put ``payload`` in the session cache for this cookie, sealed as the store seals it."""
+    from durable_sessions.cache.backend import session_cache
+    from durable_sessions.sealing import seal
+
+    key = session_cache_key(session_key)
+    session_cache().set(key, seal(key, payload), timeout)
+
+
+def session_backdate(session_key: str, **stamps: int) -> None:
+    """Rewrite a stored session's stamps (its row, the row's columns, Redis), as if time had passed."""
+    from durable_sessions.backends.cached_db import SessionStore
     from durable_sessions.stamps import STAMPS_KEY, as_datetime
 
-    row = SessionStore.get_model_class().objects.get(session_key=session_key)
+    row = session_row(session_key)
     payload = row.stored
     payload[STAMPS_KEY].update(stamps)
     row.session_data = SessionStore().encode(payload)
@@ -42,7 +74,7 @@ def session_backdate(session_key: str, **stamps: int) -> None:
         if column in stamps:
             setattr(row, column, as_datetime(stamps[column]))
     row.save()
-    session_cache().set(KEY_PREFIX + session_key, payload, 3600)
+    session_cache_put(session_key, payload)
 
 
 def django_test_suite(*packages: str):

@@ -33,8 +33,14 @@ def _to_entry(product: Product) -> dict:
     return {**{name: getattr(product, name) for name in _FIELDS}, "price": str(product.price)}
 
 
-def _from_entry(entry: dict) -> Product:
-    return Product(**{**entry, "price": Decimal(entry["price"])})
+def _from_entry(entry: object) -> Product | None:
+    """Return the product an entry holds, or None for one that is not an entry of ours (Redis may be tampered with)."""
+    if not isinstance(entry, dict) or set(entry) != set(_FIELDS):
+        return None
+    try:
+        return Product(**{**entry, "price": Decimal(entry["price"])})
+    except (TypeError, ValueError, ArithmeticError):
+        return None
 
 
 def products_get(ids: Iterable[int]) -> dict[int, Product]:
@@ -49,7 +55,8 @@ def products_get(ids: Iterable[int]) -> dict[int, Product]:
     except Exception:  # the cache is an optimisation: without it, ask PostgreSQL
         logger.warning("product cache unavailable", exc_info=True)
         cached = {}
-    found = {pk: _from_entry(cached[_key(pk)]) for pk in ids if _key(pk) in cached}
+    entries = ((pk, _from_entry(cached[_key(pk)])) for pk in ids if _key(pk) in cached)
+    found = {pk: product for pk, product in entries if product is not None}
     missing = [pk for pk in ids if pk not in found]
     if missing:
         rows = Product.objects.in_bulk(missing)

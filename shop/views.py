@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from cart.cart import Cart
@@ -94,6 +95,7 @@ def _initial_customer(request: HttpRequest) -> dict:
     return initial
 
 
+@never_cache  # name, email and address: no-store, so no shared browser or proxy keeps a copy
 @require_http_methods(["GET", "POST"])
 def checkout(request: HttpRequest) -> HttpResponse:
     contents = Cart(request.session).contents()
@@ -118,6 +120,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
     return render(request, "shop/checkout.html", {"form": form, "contents": contents})
 
 
+@never_cache
 @require_GET
 def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
     order = selectors.order_get_visible(

@@ -12,6 +12,11 @@ if not env.SECRET_KEY:
         "SECRET_KEY is not set. Production refuses to start without it: set SECRET_KEY to a long "
         "random string (python -c 'import secrets; print(secrets.token_urlsafe(50))')."
     )
+if env.DEBUG:
+    raise ImproperlyConfigured(
+        "DEBUG is on. Production refuses to start in debug mode: its error pages show settings, "
+        "source code and SQL to whoever triggers an error. Unset DEBUG or set DEBUG=false."
+    )
 if not env.DATABASE_URL:
     raise ImproperlyConfigured(
         "DATABASE_URL is not set. Production keeps sessions and orders in PostgreSQL, never "
@@ -22,7 +27,7 @@ from config.caches import build_caches  # noqa: E402
 
 from .base import *  # noqa: E402, F403
 
-DEBUG = bool(env.DEBUG)
+DEBUG = False
 # Many processes serve production: without Redis, sessions come from the database alone.
 CACHES = build_caches(
     env.REDIS_URL,
@@ -40,6 +45,21 @@ SECURE_SSL_REDIRECT = _https
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https
+if _https:
+    # A browser keeps a __Host- cookie only if it is Secure, for Path=/ and
+    # without Domain: no sibling subdomain or plain-HTTP page can set or shadow
+    # it (cookie tossing, session fixation). Browsers refuse the prefix without
+    # Secure, so plain-HTTP rigs (HTTPS=false) keep Django's names, which the
+    # harness reads.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+    SESSION_COOKIE_PATH = CSRF_COOKIE_PATH = "/"
+    SESSION_COOKIE_DOMAIN = CSRF_COOKIE_DOMAIN = None
+    # Sessions issued under the old name move to the new one on their next
+    # request, so the rename signs nobody out. Only while no __Host- cookie is
+    # sent, and sign-in rotates the key, so a planted old-name cookie cannot
+    # fix anyone's signed-in session; drop this a release or two later.
+    DURABLE_SESSIONS_PREVIOUS_COOKIE_NAME = "sessionid"
 SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365 if _https else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _https
 SECURE_HSTS_PRELOAD = _https

@@ -10,7 +10,9 @@ from config.caches import build_caches
 from .base import *  # noqa: F403
 
 DEBUG = False
-SECRET_KEY = "test-only-key-not-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+# The key of the servers the harness starts (harness.servers.shop.TEST_SECRET_KEY): sessions
+# are stored under keyed hashes of their cookies, which tests compute for those servers too.
+SECRET_KEY = "harness-only-secret-7f3a9c1e5b2d8f4a6c0e9b3d7f1a5c8e2b6d0f4a9c3e7b1d5f8a2c6e0b4d"
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 
 # Tests always run on the real servers: the ones named in the environment, or

@@ -40,6 +40,39 @@ def test_gunicorn_binds_port_and_runs_web_concurrency_workers(server):
     assert len(children) == 3
 
 
+def test_over_https_the_session_and_csrf_cookies_carry_the_host_prefix(
+    test_database_url, collected_static, transactional_db, make_product
+):
+    from django.conf import settings
+
+    product = make_product()
+    https = {"X-Forwarded-Proto": "https"}  # as the load balancer that ends TLS says
+    env = production_env(DATABASE_URL=test_database_url, REDIS_URL=settings.TEST_REDIS_URL, HTTPS="true")
+    shop = ShopServer(env).start()
+    sent = {}
+    try:
+        form = requests.get(shop.url + "/accounts/login/", headers=https, timeout=5)
+        sent.update(set_cookies(form))
+        token = sent["__Host-csrftoken"].split(";")[0].split("=", 1)[1]
+        # A visitor who keeps cookies gets a session on a product page (recently viewed).
+        page = requests.get(
+            shop.url + product.get_absolute_url(), headers=https, cookies={"__Host-csrftoken": token}, timeout=5
+        )
+        sent.update(set_cookies(page))
+    finally:
+        shop.stop()
+
+    assert set(sent) == {"__Host-csrftoken", "__Host-sessionid"}
+    for cookie in sent.values():
+        attributes = dict(part.strip().partition("=")[::2] for part in cookie.split(";")[1:])
+        assert "Secure" in attributes and attributes["Path"] == "/" and "Domain" not in attributes
+
+
+def set_cookies(response: requests.Response) -> dict[str, str]:
+    """Return each Set-Cookie header of ``response`` by the cookie's name."""
+    return {header.split("=", 1)[0]: header for header in response.raw.headers.getlist("Set-Cookie")}
+
+
 def test_sigterm_exits_cleanly(server):
     assert server.stop(signal.SIGTERM) == 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 
@@ -104,3 +105,47 @@ def test_production_reads_redis_sentinel_from_the_environment():
     assert result.returncode == 0, result.stderr
     expected = "redis://shop-primary/1 (('s1.internal', 26379), ('s2.internal', 26379)) 2"
     assert result.stdout.strip().splitlines()[-1] == expected
+
+
+def production(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run manage.py on production settings with its two required variables (a fresh random key)."""
+    required = {"SECRET_KEY": secrets.token_urlsafe(50), "DATABASE_URL": "postgres://shop:pw@db.internal:5432/shop"}
+    return manage(*args, settings="config.settings.production", **{**required, **env})
+
+
+def production_settings(*names: str, **env: str) -> list[str]:
+    code = "from django.conf import settings; " + "; ".join(f"print(repr(settings.{name}))" for name in names)
+    result = production("shell", "--no-imports", "-c", code, **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-len(names) :]
+
+
+def test_production_refuses_to_start_with_debug_on():
+    result = production("check", DEBUG="true")
+
+    assert result.returncode != 0
+    assert "DEBUG is on. Production refuses to start in debug mode" in result.stderr
+
+
+def test_check_deploy_reports_nothing_with_only_the_required_variables():
+    result = production("check", "--deploy", "--fail-level", "DEBUG")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_production_cookies_carry_the_host_prefix_over_https():
+    names = ("SESSION_COOKIE_NAME", "CSRF_COOKIE_NAME", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE")
+    where = ("SESSION_COOKIE_PATH", "CSRF_COOKIE_PATH", "SESSION_COOKIE_DOMAIN", "CSRF_COOKIE_DOMAIN")
+
+    # What a browser requires of a __Host- cookie: Secure, Path=/, no Domain.
+    assert production_settings(*names, *where) == [
+        *["'__Host-sessionid'", "'__Host-csrftoken'", "True", "True"],
+        *["'/'", "'/'", "None", "None"],
+    ]
+
+
+def test_plain_http_rigs_keep_djangos_cookie_names():
+    names = production_settings("SESSION_COOKIE_NAME", "CSRF_COOKIE_NAME", "SESSION_COOKIE_SECURE", HTTPS="false")
+
+    assert names == ["'sessionid'", "'csrftoken'", "False"]

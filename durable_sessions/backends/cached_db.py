@@ -21,6 +21,7 @@ from durable_sessions import stamps as st
 from durable_sessions.cache.backend import tombstones_write
 from durable_sessions.conf import USER_AGENT_MAX_LENGTH, app_settings
 from durable_sessions.locking import lock_row, update_locked_row
+from durable_sessions.sealing import Forged, seal, storage_key, storage_keys, unseal
 
 # Django's own logger for sessions: a failed cache write is logged as its cached_db logs it.
 logger = logging.getLogger("django.contrib.sessions")
@@ -54,11 +55,20 @@ class SessionStore(CachedDbStore):
     at once (evicted again if the transaction does not commit), so the lock
     orders them before any end of the session. An ended session leaves a
     tombstone in Redis.
+
+    ``session_key`` is the cookie's value, and is never stored: the row and the
+    Redis entry are keyed by ``storage_key()``, a keyed hash of it, and Redis
+    entries are sealed with a MAC (see ``durable_sessions.sealing``).
     """
 
-    def __init__(self, session_key: str | None = None, *, client: Client | None = None) -> None:
+    def __init__(
+        self, session_key: str | None = None, *, client: Client | None = None, moves_cookie: bool = False
+    ) -> None:
         super().__init__(session_key)
         self.client = client or Client()
+        # The cookie came under its previous name (DURABLE_SESSIONS_PREVIOUS_COOKIE_NAME): the
+        # response sends it under the current one.
+        self.moves_cookie = moves_cookie
         self._stamps: dict = {}
         # Under locked(): cache keys written before the commit, evicted if it fails.
         self._under_lock = False
@@ -67,6 +77,10 @@ class SessionStore(CachedDbStore):
         # must not write this request's copy again (over another request's
         # change made since); it only sends the cookie.
         self._saved_under_lock = False
+        # Whether load() found this session live: only then may an end seen
+        # under the lock leave a tombstone (never for a made-up cookie).
+        self._loaded_live = False
+        self._storage: tuple[str, str] | None = None
 
     @classmethod
     def get_model_class(cls):
@@ -88,13 +102,52 @@ class SessionStore(CachedDbStore):
     _saved_under_lock = False
     _under_lock = False
 
-    # --- Loading: Redis, else PostgreSQL; a stale session ends here ------------------------
-    def load(self):
+    # --- Keys: the cookie is never stored ---------------------------------------------------
+    def storage_key(self) -> str:
+        """Return the key this session is stored under (creating a session key if there is none)."""
+        session_key = self._get_or_create_session_key()
+        if self._storage is None or self._storage[0] != session_key:
+            self._storage = (session_key, storage_key(session_key))
+        return self._storage[1]
+
+    @property
+    def cache_key(self):
+        return self.cache_key_prefix + self.storage_key()
+
+    async def acache_key(self):
+        return self.cache_key
+
+    def _cache_get(self, key: str):
         try:
-            payload = self._cache.get(self.cache_key)
+            return unseal(key, self._cache.get(key))
+        except Forged:
+            self._cache.delete(key)  # the next read re-caches the durable copy (ADD)
+            return None
         except Exception:
             # Some backends raise on invalid cache keys: reset the session. See #17810.
-            payload = None
+            return None
+
+    def _get_session_from_db(self):
+        """Return the live row of this session, found by its storage key (under SECRET_KEY or a fallback)."""
+        keys = storage_keys(self.session_key)
+        lookup = {"session_key__in": keys} if len(keys) > 1 else {"session_key": keys[0]}
+        found = {row.session_key: row for row in self.model.objects.filter(expire_date__gt=timezone.now(), **lookup)}
+        row = next((found[key] for key in keys if key in found), None)
+        if row is None:
+            self._session_key = None
+            return None
+        if row.session_key != keys[0]:
+            # Stored before SECRET_KEY was rotated: move it under the current key.
+            moved = self.model.objects.filter(session_key=row.session_key).update(session_key=keys[0])
+            row.session_key = keys[0]
+            if not moved:  # another request moved it first
+                return self.model.objects.filter(session_key=keys[0], expire_date__gt=timezone.now()).first()
+        return row
+
+    # --- Loading: Redis, else PostgreSQL; a stale session ends here ------------------------
+    def load(self):
+        key = self.cache_key
+        payload = self._cache_get(key)
         if st.is_ended(payload):
             self._session_key = None
             return {}
@@ -103,7 +156,8 @@ class SessionStore(CachedDbStore):
             payload = self.decode(row.session_data) if row else {}
             if row:
                 # ADD, not SET: a writer that saved meanwhile put a newer copy there.
-                self._cache.add(self.cache_key, payload, self.get_expiry_age(expiry=row.expire_date))
+                self._cache.add(key, seal(key, payload), self.get_expiry_age(expiry=row.expire_date))
+        self._loaded_live = self._session_key is not None
         data, self._stamps = st.split(payload)
         # Stamps alone count: a session whose data was emptied still times out.
         if payload and st.is_stale(data, self._stamps):
@@ -118,10 +172,11 @@ class SessionStore(CachedDbStore):
     def exists(self, session_key):
         if not session_key:
             return False
-        cached = self._cache.get(self.cache_key_prefix + session_key)
+        keys = storage_keys(session_key)
+        cached = self._cache_get(self.cache_key_prefix + keys[0])
         if st.is_ended(cached):
             return False  # ended: whatever a row might say, it is gone
-        return cached is not None or DbStore.exists(self, session_key)
+        return cached is not None or self.model.objects.filter(session_key__in=keys).exists()
 
     async def aexists(self, session_key):
         return await sync_to_async(self.exists)(session_key)
@@ -146,7 +201,7 @@ class SessionStore(CachedDbStore):
 
     def _cache_set(self, key: str, payload: dict, age: int) -> None:
         try:
-            self._cache.set(key, payload, age)
+            self._cache.set(key, seal(key, payload), age)
         except Exception:
             # As Django's cached_db: the durable copy is saved; the next read re-caches it.
             logger.exception("Error saving to cache (%s)", self._cache)
@@ -158,9 +213,10 @@ class SessionStore(CachedDbStore):
         session_key = session_key or self.session_key
         if session_key is None:
             return
-        DbStore.delete(self, session_key)
+        keys = storage_keys(session_key)
+        self.model.objects.filter(session_key__in=keys).delete()
         cache = self._cache
-        transaction.on_commit(lambda: tombstones_write([session_key], cache=cache))
+        transaction.on_commit(lambda: tombstones_write(keys[:1], cache=cache))
 
     async def adelete(self, session_key=None):
         await sync_to_async(self.delete)(session_key)
@@ -202,11 +258,13 @@ class SessionStore(CachedDbStore):
             return
         using = router.db_for_write(self.model)
         locked = False
+        self._get_session()  # loaded first: a made-up or ended cookie is dropped here
         try:
             with transaction.atomic(using=using):
-                stored = lock_row(using, self.model, self.session_key) if self.session_key else None
+                stored = lock_row(using, self.model, self.storage_key()) if self.session_key else None
                 if stored is None and self.session_key:
-                    tombstones_write([self.session_key], cache=self._cache)
+                    if self._loaded_live:
+                        tombstones_write([self.storage_key()], cache=self._cache)
                     self.clear()
                     self._session_key, self._stamps = None, {}
                 if stored is not None:
@@ -249,6 +307,7 @@ class SessionStore(CachedDbStore):
     def create_model_instance(self, data):
         stamps = self._stamp(data)
         obj = super().create_model_instance(st.join(data, stamps))
+        obj.session_key = self.storage_key()
         value = data.get(SESSION_KEY)
         obj.user_id = int(value) if isinstance(value, str | int) and str(value).isdigit() else None
         obj.ip_address = stamps.get(st.IP_ADDRESS)
@@ -261,10 +320,20 @@ class SessionStore(CachedDbStore):
     async def acreate_model_instance(self, data):
         return await sync_to_async(self.create_model_instance)(data)
 
-    def record_sign_in(self) -> None:
-        """Start the absolute lifetime now: someone has just signed in to this session."""
+    def record_sign_in(self, user) -> None:
+        """Start the absolute lifetime now: ``user`` has just signed in to this session.
+
+        A member of staff's session keeps the shorter staff timeouts for as long as it lasts.
+        """
         self._stamps[st.AUTHENTICATED_AT] = int(time.time())
+        self._stamps[st.STAFF] = bool(getattr(user, "is_staff", False))
         self.modified = True
+
+    def get_session_cookie_age(self):
+        # A staff session's cookie, row and Redis entry live no longer than its idle timeout.
+        if self._stamps.get(st.STAFF):
+            return min(super().get_session_cookie_age(), app_settings.STAFF_IDLE_TIMEOUT)
+        return super().get_session_cookie_age()
 
     # --- Activity ----------------------------------------------------------------------------
     def record_activity(self) -> None:
@@ -285,6 +354,11 @@ class SessionStore(CachedDbStore):
         with self.locked():
             self._touch()
 
+    def renew(self) -> None:
+        """Save this session under its lock as it is, so that the response sends its cookie again."""
+        with self.locked():
+            self.modified = True
+
     def _touch(self) -> None:
         self._stamps[st.LAST_ACTIVITY] = int(time.time())
         if self.client.ip_address:
@@ -304,8 +378,15 @@ class SessionStore(CachedDbStore):
         """Return the keys of sessions past their expiry or absolute lifetime."""
         now = timezone.now()
         absolute = now - timedelta(seconds=app_settings.ABSOLUTE_LIFETIME)
-        model = cls.get_model_class()
-        expired = model.objects.filter(expire_date__lt=now) | model.objects.filter(authenticated_at__lt=absolute)
+        staff_absolute = now - timedelta(seconds=app_settings.STAFF_ABSOLUTE_LIFETIME)
+        staff_idle = now - timedelta(seconds=app_settings.STAFF_IDLE_TIMEOUT)
+        rows = cls.get_model_class().objects
+        expired = (
+            rows.filter(expire_date__lt=now)
+            | rows.filter(authenticated_at__lt=absolute)
+            | rows.filter(user__is_staff=True, authenticated_at__lt=staff_absolute)
+            | rows.filter(user__is_staff=True, last_activity__lt=staff_idle)
+        )
         return list(expired.values_list("session_key", flat=True))
 
     @classmethod
@@ -324,8 +405,13 @@ def locked(session: SessionBase) -> AbstractContextManager[SessionBase]:
     return session.locked() if isinstance(session, SessionStore) else nullcontext(session)
 
 
+def storage_key_of(session: SessionBase) -> str | None:
+    """Return the key a session of the shop's store is stored under (None for another engine, or no session)."""
+    return session.storage_key() if isinstance(session, SessionStore) and session.session_key else None
+
+
 def record_sign_in(sender, request, user, **kwargs) -> None:
     """Receive user_logged_in: the session's absolute lifetime starts at this sign-in."""
     session = getattr(request, "session", None)
     if isinstance(session, SessionStore):
-        session.record_sign_in()
+        session.record_sign_in(user)

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from durable_sessions.cache.breaker import Breaker
 from durable_sessions.cache.journal import JournalWatcher, journal_replay, journal_write
 from durable_sessions.conf import app_settings
+from durable_sessions.sealing import seal
 from durable_sessions.stamps import ENDED
 
 logger = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ class SessionRedisCache(RedisCache):
         return self._guarded(lambda: super(SessionRedisCache, self).get_many(keys, version, client), default={})
 
 
-def tombstones_write(session_keys: Iterable[str], *, cache) -> None:
+def tombstones_write(storage_keys: Iterable[str], *, cache) -> None:
     """Mark sessions ended in the session cache, for as long as their cookies could live.
 
     The one place tombstones are written: by an end (after its commit) and by a
@@ -176,7 +177,7 @@ def tombstones_write(session_keys: Iterable[str], *, cache) -> None:
     session" without asking PostgreSQL, and neither a late write nor a re-cache
     (ADD) can bring the session back.
     """
-    entries = {KEY_PREFIX + key: ENDED for key in session_keys}
+    entries = {KEY_PREFIX + key: seal(KEY_PREFIX + key, ENDED) for key in storage_keys}
     if not entries:
         return
     try:

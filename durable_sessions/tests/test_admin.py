@@ -9,6 +9,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from durable_sessions.models import UserSession
+from durable_sessions.sealing import storage_key
 from harness.testing import PASSWORD, sign_in
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +42,8 @@ def test_list_shows_sessions_with_user_client_and_basket(admin_client, ada, make
 
     page = admin_client.get(CHANGELIST).content.decode()
 
-    assert phone.session.session_key[:8] + "…" in page
+    assert storage_key(phone.session.session_key)[:8] + "…" in page
+    assert phone.session.session_key not in page  # the cookie itself is never shown
     assert "ada" in page and "127.0.0.1" in page
     assert "£29.97" in page  # 3 × 9.99
 
@@ -81,7 +83,7 @@ def test_filters_and_search(admin_client, ada, make_product):
 
 def test_detail_shows_decoded_data_with_the_auth_hash_masked(admin_client, ada):
     (phone,) = signed_in_devices(1)
-    key = phone.session.session_key
+    key = storage_key(phone.session.session_key)
     real_hash = phone.session["_auth_user_hash"]
 
     page = admin_client.get(f"{CHANGELIST}{key}/change/").content.decode()
@@ -91,10 +93,29 @@ def test_detail_shows_decoded_data_with_the_auth_hash_masked(admin_client, ada):
     assert 'name="_save"' not in page  # read-only
 
 
+def test_detail_masks_every_key_the_shop_does_not_know(admin_client, make_product):
+    from durable_sessions.backends.cached_db import SessionStore
+
+    kite = make_product()
+    store = SessionStore()
+    store["cart"] = {str(kite.pk): {"quantity": 2, "price": "9.99"}}
+    store["_password_reset_token"] = "set-password-token-1234"
+    store["some_app_secret"] = "do-not-show-me"
+    store.save()
+
+    page = admin_client.get(f"{CHANGELIST}{store.storage_key()}/change/").content.decode()
+
+    assert "set-password-token-1234" not in page and "do-not-show-me" not in page
+    assert page.count("(hidden)") >= 2
+    assert f"&quot;{kite.pk}&quot;: {{" in page  # the basket is shown
+    assert "created_at" in page  # and the tier's stamps
+
+
 def test_revoke_action_makes_the_very_next_request_anonymous(admin_client, ada):
     phone, laptop = signed_in_devices(2)
 
-    admin_client.post(CHANGELIST, {"action": "revoke_sessions", "_selected_action": [phone.session.session_key]})
+    selected = [storage_key(phone.session.session_key)]
+    admin_client.post(CHANGELIST, {"action": "revoke_sessions", "_selected_action": selected})
 
     assert authenticated(phone) is False
     assert authenticated(laptop) is True
@@ -106,7 +127,7 @@ def test_sign_out_all_sessions_of_these_users(admin_client, ada, django_user_mod
     (bob,) = signed_in_devices(1, username="bob")
 
     admin_client.post(
-        CHANGELIST, {"action": "sign_out_users", "_selected_action": [ada_devices[0].session.session_key]}
+        CHANGELIST, {"action": "sign_out_users", "_selected_action": [storage_key(ada_devices[0].session.session_key)]}
     )
 
     assert [authenticated(d) for d in ada_devices] == [False, False, False]
@@ -115,7 +136,7 @@ def test_sign_out_all_sessions_of_these_users(admin_client, ada, django_user_mod
 
 def test_deleting_in_the_admin_evicts_the_cache(admin_client, ada):
     (phone,) = signed_in_devices(1)
-    key = phone.session.session_key
+    key = storage_key(phone.session.session_key)
 
     admin_client.post(f"{CHANGELIST}{key}/delete/", {"post": "yes"})
 

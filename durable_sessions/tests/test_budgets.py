@@ -6,7 +6,6 @@ import re
 import time
 
 import pytest
-from django.contrib.sessions.backends.cached_db import KEY_PREFIX
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -15,9 +14,8 @@ from django.utils import timezone
 from cart.cart import CART_SESSION_KEY, Cart
 from config.caches import build_caches
 from durable_sessions.backends.cached_db import SessionStore
-from durable_sessions.models import UserSession
 from durable_sessions.stamps import LAST_ACTIVITY
-from harness.testing import session_backdate
+from harness.testing import session_backdate, session_cache_key, session_row
 
 pytestmark = pytest.mark.django_db
 WRITES = {"set", "setex", "psetex", "del", "unlink", "expire", "pexpire", "mset", "hset"}
@@ -105,8 +103,8 @@ def test_a_basket_of_100_lines_stays_under_8_kb(make_product, shop_on_private_re
     store.save()
 
     assert len(store[CART_SESSION_KEY]) == 100
-    in_redis = int(redis_server.cli("-n", "1", "STRLEN", f":1:{KEY_PREFIX}{store.session_key}"))
-    in_postgres = len(UserSession.objects.get(session_key=store.session_key).session_data)
+    in_redis = int(redis_server.cli("-n", "1", "STRLEN", f":1:{session_cache_key(store.session_key)}"))
+    in_postgres = len(session_row(store.session_key).session_data)
     assert 0 < in_redis < 8192 and in_postgres < 8192, (in_redis, in_postgres)
 
 
@@ -125,7 +123,7 @@ def test_a_change_to_the_basket_costs_one_lock_and_one_update(warm_basket, shop_
     assert session_sql[1].lstrip().startswith("UPDATE")
     assert shop_on_private_redis.calls().get("set") == 1
     # The written-out UPDATE stores what Model.save would: the data and its columns.
-    row = UserSession.objects.get(session_key=warm_basket.session.session_key)
+    row = session_row(warm_basket.session.session_key)
     assert row.get_decoded()[CART_SESSION_KEY][str(product.pk)]["quantity"] == 1
     assert row.ip_address == "127.0.0.1" and row.created_at and row.last_activity
     assert row.expire_date > timezone.now()

@@ -5,18 +5,17 @@ from __future__ import annotations
 import logging
 
 import pytest
-from django.contrib.sessions.backends.cached_db import KEY_PREFIX
 from django.test import Client, override_settings
 
 from config.caches import SESSION_CACHE_ALIAS, build_caches
 from durable_sessions.cache.breaker import CLOSED, OPEN, Breaker
 from durable_sessions.cache.journal import JournalWatcher
-from durable_sessions.models import SessionCacheJournal, UserSession
+from durable_sessions.models import SessionCacheJournal
 from harness.load.shopper import Shopper
 from harness.servers.backing import free_port
 from harness.servers.shop import ShopServer, production_env
 from harness.testing import basket_lines as lines
-from harness.testing import sign_in, wait_until
+from harness.testing import session_cache_key, session_row, sign_in, wait_until
 
 # A breaker that probes Redis quickly: the tests wait for it to close again.
 pytestmark = pytest.mark.usefixtures("quick_probes")
@@ -108,7 +107,7 @@ def test_nothing_changed_while_redis_was_paused_comes_back(client, ada, make_pro
         assert stale_phone.get("/accounts/me.json").json()["authenticated"] is False
         assert not SessionCacheJournal.objects.exists()
         key = client.cookies["sessionid"].value
-        assert redis_server.cli("-n", "1", "EXISTS", f":1:{KEY_PREFIX}{key}") == "1"  # cached again
+        assert redis_server.cli("-n", "1", "EXISTS", f":1:{session_cache_key(key)}") == "1"  # cached again
 
 
 def partition_caches(redis_url: str, backend: str | None = None) -> tuple[dict, dict]:
@@ -133,7 +132,7 @@ def test_stock_cached_db_serves_the_stale_copy_after_a_partition(client, make_pr
 
     with override_settings(CACHES=reachable):
         key = client.cookies["sessionid"].value
-        assert set(UserSession.objects.get(session_key=key).get_decoded()["cart"]) == {str(kite.pk), str(mug.pk)}
+        assert set(session_row(key).get_decoded()["cart"]) == {str(kite.pk), str(mug.pk)}
         assert lines(client) == {str(kite.pk): 1}  # the mug is gone from what the shopper sees
 
 

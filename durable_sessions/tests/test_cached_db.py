@@ -6,7 +6,6 @@ import time
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.contrib.sessions.backends.cached_db import KEY_PREFIX
 from django.core.cache import caches
 from django.db import connection
 from django.test import Client
@@ -15,10 +14,11 @@ from django.test.utils import CaptureQueriesContext
 from durable_sessions.backends.cached_db import Client as SessionClient
 from durable_sessions.backends.cached_db import SessionStore
 from durable_sessions.models import UserSession
+from durable_sessions.sealing import storage_key
 from durable_sessions.services import sessions_end
 from durable_sessions.stamps import AUTHENTICATED_AT, LAST_ACTIVITY, STAMPS_KEY, is_ended
 from harness.testing import session_backdate as backdate
-from harness.testing import sign_in
+from harness.testing import session_cache_key, session_cache_put, session_cached, session_row, sign_in
 
 pytestmark = pytest.mark.django_db
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
@@ -30,7 +30,7 @@ def session_cache():
 
 def in_redis(key: str) -> bool:
     """Whether Redis holds a live copy (an ended session leaves a tombstone)."""
-    value = session_cache().get(KEY_PREFIX + key)
+    value = session_cached(key)
     return value is not None and not is_ended(value)
 
 
@@ -39,7 +39,7 @@ def test_save_records_user_client_and_times(ada):
     store["_auth_user_id"] = str(ada.pk)
     store.save()
 
-    row = UserSession.objects.get(session_key=store.session_key)
+    row = session_row(store.session_key)
     assert (row.user, row.ip_address, row.user_agent) == (ada, "203.0.113.9", UA)
     assert row.created_at and row.last_activity and row.authenticated_at
     assert in_redis(store.session_key)
@@ -50,7 +50,7 @@ def test_async_save_records_the_same_metadata(ada):
     store["_auth_user_id"] = str(ada.pk)
     async_to_sync(store.asave)()
 
-    row = UserSession.objects.get(session_key=store.session_key)
+    row = session_row(store.session_key)
     assert (row.user, row.ip_address, row.user_agent) == (ada, "2001:db8::1", UA)
     assert row.created_at and row.last_activity and row.authenticated_at
     loaded = SessionStore(store.session_key)
@@ -66,7 +66,7 @@ def test_cycle_key_keeps_data_and_removes_the_old_key_everywhere():
     store.cycle_key()
 
     assert store.session_key != old and store["cart"]["1"]["quantity"] == 2
-    assert not UserSession.objects.filter(session_key=old).exists() and not in_redis(old)
+    assert session_row(old) is None and not in_redis(old)
     assert not store.exists(old) and store.exists(store.session_key)
 
 
@@ -77,7 +77,7 @@ def test_idle_session_ends_on_its_next_load():
     backdate(store.session_key, **{LAST_ACTIVITY: int(time.time()) - 15 * 24 * 3600})
 
     assert SessionStore(store.session_key).load() == {}
-    assert not UserSession.objects.filter(session_key=store.session_key).exists()
+    assert session_row(store.session_key) is None
     assert not in_redis(store.session_key)
 
 
@@ -90,7 +90,7 @@ def test_a_session_emptied_of_data_still_times_out():
     backdate(store.session_key, **{LAST_ACTIVITY: int(time.time()) - 15 * 24 * 3600})
 
     assert SessionStore(store.session_key).load() == {}
-    assert not UserSession.objects.filter(session_key=store.session_key).exists()
+    assert session_row(store.session_key) is None
 
 
 def test_the_tiers_stamps_are_not_session_keys(ada):
@@ -102,7 +102,7 @@ def test_the_tiers_stamps_are_not_session_keys(ada):
     loaded = SessionStore(store.session_key)
     assert sorted(loaded.keys()) == ["_auth_user_id", "cart"] and len(loaded.items()) == 2
     assert set(loaded.stamps()) == {"created_at", "last_activity", "authenticated_at", "ip", "user_agent"}
-    assert set(session_cache().get(KEY_PREFIX + store.session_key)) == {"_auth_user_id", "cart", STAMPS_KEY}
+    assert set(session_cached(store.session_key)) == {"_auth_user_id", "cart", STAMPS_KEY}
 
 
 def test_absolute_lifetime_ends_a_signed_in_session_however_active(client, ada, settings):
@@ -111,14 +111,14 @@ def test_absolute_lifetime_ends_a_signed_in_session_however_active(client, ada, 
     backdate(key, **{AUTHENTICATED_AT: int(time.time()) - settings.DURABLE_SESSIONS_ABSOLUTE_LIFETIME - 1})
 
     assert client.get("/accounts/me.json").json() == {"authenticated": False, "username": None}
-    assert not UserSession.objects.filter(session_key=key).exists()
+    assert session_row(key) is None
 
 
 def test_warm_request_reads_redis_and_writes_nothing(client, ada):
     sign_in(client)
     client.get("/accounts/me.json")  # settle: stamps written
     key = client.session.session_key
-    before = UserSession.objects.get(session_key=key)
+    before = session_row(key)
 
     with CaptureQueriesContext(connection) as queries:
         response = client.get("/cart/summary.json")
@@ -126,7 +126,7 @@ def test_warm_request_reads_redis_and_writes_nothing(client, ada):
     session_sql = [q["sql"] for q in queries.captured_queries if "accounts_usersession" in q["sql"]]
     assert session_sql == []
     assert "sessionid" not in response.cookies  # nothing saved, no cookie sent
-    assert UserSession.objects.get(session_key=key).session_data == before.session_data
+    assert session_row(key).session_data == before.session_data
 
 
 def test_activity_is_stamped_once_the_interval_passed_and_the_expiry_slides(client, ada, settings):
@@ -134,15 +134,15 @@ def test_activity_is_stamped_once_the_interval_passed_and_the_expiry_slides(clie
     key = client.session.session_key
     old = int(time.time()) - settings.DURABLE_SESSIONS_ACTIVITY_INTERVAL - 5
     backdate(key, **{LAST_ACTIVITY: old})
-    expiry_before = UserSession.objects.get(session_key=key).expire_date
+    expiry_before = session_row(key).expire_date
 
     response = client.get("/cart/summary.json")
 
-    row = UserSession.objects.get(session_key=key)
+    row = session_row(key)
     assert row.last_activity.timestamp() > old + 5
     assert row.expire_date >= expiry_before
     assert response.cookies["sessionid"]["max-age"] == settings.DURABLE_SESSIONS_IDLE_TIMEOUT
-    assert session_cache().get(KEY_PREFIX + key)[STAMPS_KEY][LAST_ACTIVITY] > old
+    assert session_cached(key)[STAMPS_KEY][LAST_ACTIVITY] > old
 
 
 def test_sessions_end_makes_the_next_request_anonymous(client, ada):
@@ -150,7 +150,7 @@ def test_sessions_end_makes_the_next_request_anonymous(client, ada):
     key = client.session.session_key
     assert client.get("/accounts/me.json").json()["authenticated"] is True
 
-    assert sessions_end([key]) == 1
+    assert sessions_end([storage_key(key)]) == 1
 
     assert not in_redis(key)
     assert client.get("/accounts/me.json").json()["authenticated"] is False
@@ -166,7 +166,7 @@ def test_clear_expired_removes_rows_and_cache_entries(ada, settings):
 
     SessionStore.clear_expired()
 
-    assert list(UserSession.objects.values_list("session_key", flat=True)) == [fresh.session_key]
+    assert list(UserSession.objects.values_list("session_key", flat=True)) == [storage_key(fresh.session_key)]
     assert not in_redis(stale.session_key) and in_redis(fresh.session_key)
 
 
@@ -195,7 +195,7 @@ def test_middleware_records_ip_and_user_agent(make_product):
 
     visitor.post(f"/cart/add/{product.pk}/")
 
-    row = UserSession.objects.get(session_key=visitor.session.session_key)
+    row = session_row(visitor.session.session_key)
     assert (row.ip_address, row.user_agent, row.user) == ("192.0.2.44", UA, None)
 
 
@@ -204,10 +204,10 @@ def test_sign_in_copies_the_durable_basket_not_the_one_this_request_loaded(clien
     client.post(f"/cart/add/{a.pk}/")
     key = client.session.session_key
     # Another instance added B; its Redis write failed, so only PostgreSQL has it.
-    row = UserSession.objects.get(session_key=key)
+    row = session_row(key)
     data = row.get_decoded()
     data["cart"][str(b.pk)] = {"quantity": 1, "price": "9.99"}
-    UserSession.objects.filter(session_key=key).update(session_data=SessionStore().encode(data))
+    UserSession.objects.filter(session_key=storage_key(key)).update(session_data=SessionStore().encode(data))
 
     sign_in(client)
 
@@ -219,18 +219,18 @@ def test_a_miss_never_overwrites_a_newer_cached_copy():
     store["cart"] = {"1": {"quantity": 1, "price": "1.00"}}
     store.save()
     key = store.session_key
-    session_cache().delete(KEY_PREFIX + key)
+    session_cache().delete(session_cache_key(key))
     newer = {"cart": {"1": {"quantity": 2, "price": "1.00"}}}
 
     class ReaderRacingAWriter(SessionStore):
         def _get_session_from_db(self):
             row = super()._get_session_from_db()
-            session_cache().set(KEY_PREFIX + key, newer, 60)  # a writer saves meanwhile
+            session_cache_put(key, newer, 60)  # a writer saves meanwhile
             return row
 
     ReaderRacingAWriter(key).load()
 
-    assert session_cache().get(KEY_PREFIX + key) == newer
+    assert session_cached(key) == newer
 
 
 def test_a_reader_racing_an_end_cannot_bring_the_session_back(ada):
@@ -238,17 +238,17 @@ def test_a_reader_racing_an_end_cannot_bring_the_session_back(ada):
     store["_auth_user_id"] = str(ada.pk)
     store.save()
     key = store.session_key
-    session_cache().delete(KEY_PREFIX + key)  # a miss: the next reader re-caches from PostgreSQL
+    session_cache().delete(session_cache_key(key))  # a miss: the next reader re-caches from PostgreSQL
 
     class ReaderRacingAnEnd(SessionStore):
         def _get_session_from_db(self):
             row = super()._get_session_from_db()
-            sessions_end([key])  # revoked between this read and the re-cache
+            sessions_end([storage_key(key)])  # revoked between this read and the re-cache
             return row
 
     ReaderRacingAnEnd(key).load()
 
-    assert is_ended(session_cache().get(KEY_PREFIX + key))
+    assert is_ended(session_cached(key))
     assert SessionStore(key).load() == {}
 
 
@@ -268,7 +268,7 @@ def test_changes_under_the_lock_reach_redis_before_commit(client, make_product):
             Cart(store).add(kite)
         # Still inside the transaction: the write is ordered by the row lock,
         # before any end of this session can write its tombstone.
-        assert session_cache().get(KEY_PREFIX + key)["cart"][str(kite.pk)]["quantity"] == 2
-    sessions_end([key])
+        assert session_cached(key)["cart"][str(kite.pk)]["quantity"] == 2
+    sessions_end([storage_key(key)])
 
-    assert is_ended(session_cache().get(KEY_PREFIX + key))
+    assert is_ended(session_cached(key))

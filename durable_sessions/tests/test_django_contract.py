@@ -10,7 +10,8 @@ no other alias is used), except that:
   Redis once its transaction has committed, which the one transaction a Django
   TestCase wraps each test in would never do;
 * ``SessionMiddleware`` is the shop's, and ``Session`` (the model a middleware
-  test reads back) the shop's UserSession.
+  test reads back) the shop's UserSession, found by the cookie's storage key:
+  rows hold a keyed hash of the cookie, never the cookie.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from config.caches import SESSION_CACHE_ALIAS, build_caches
 from durable_sessions.backends.cached_db import SessionStore
 from durable_sessions.middleware import SessionMiddleware
 from durable_sessions.models import UserSession
+from durable_sessions.sealing import storage_key
 from harness.testing import django_test_suite
 
 sys.path.insert(0, str(django_test_suite("sessions_tests", "cache")))
@@ -33,7 +35,17 @@ sys.path.insert(0, str(django_test_suite("sessions_tests", "cache")))
 sys.modules.setdefault("sessions_tests.models", types.SimpleNamespace(SessionStore=None))
 django_suite = importlib.import_module("sessions_tests.tests")
 django_suite.SessionMiddleware = SessionMiddleware
-django_suite.Session = UserSession
+
+
+class StoredSessions:
+    """UserSession's manager, looked up by cookie value as Django's tests look up Session."""
+
+    @staticmethod
+    def get(*, session_key: str) -> UserSession:
+        return UserSession.objects.get(session_key=storage_key(session_key))
+
+
+django_suite.Session = types.SimpleNamespace(objects=StoredSessions())
 
 
 def session_cache_as_default() -> override_settings:

@@ -18,9 +18,9 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from durable_sessions.cache.backend import session_cache
-from durable_sessions.models import UserSession
+from durable_sessions.models import SessionCacheJournal, UserSession
 from durable_sessions.stamps import STAMPS_KEY
-from harness.testing import PASSWORD, basket_lines
+from harness.testing import PASSWORD, basket_lines, session_cache_key, session_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 # The last migration of the release before durable_sessions, and what its
@@ -56,7 +56,7 @@ def old_session(old_apps, user, cart: dict) -> str:
         user_id=user.pk,
         ip_address="203.0.113.5",
     )
-    session_cache().set(KEY_PREFIX + key, data, 3600)
+    session_cache().set(KEY_PREFIX + key, data, 3600)  # unsealed, under the cookie itself
     return key
 
 
@@ -70,9 +70,18 @@ def test_sessions_of_the_previous_release_survive_the_upgrade(ada, make_product,
     cart = {str(kite.pk): {"quantity": 2, "price": "9.99"}}
     cached, durable_only = old_session(old_apps, ada, cart), old_session(old_apps, ada, cart)
     session_cache().delete(KEY_PREFIX + durable_only)  # Redis lost this copy: PostgreSQL alone has it
+    old_apps.get_model("accounts", "SessionCacheJournal").objects.create(
+        cache_key=KEY_PREFIX + cached, failed_at=timezone.now()
+    )
 
     migrate()
 
+    # Nothing stored holds a cookie any more: rows, the journal and Redis know the sessions by their storage keys.
+    for key in (cached, durable_only):
+        assert not UserSession.objects.filter(session_key=key).exists()
+        assert session_cache().get(KEY_PREFIX + key) is None
+    assert list(SessionCacheJournal.objects.values_list("cache_key", flat=True)) == [session_cache_key(cached)]
+    SessionCacheJournal.objects.all().delete()
     for key in (cached, durable_only):
         shopper = Client()
         shopper.cookies["sessionid"] = key
@@ -80,7 +89,7 @@ def test_sessions_of_the_previous_release_survive_the_upgrade(ada, make_product,
         assert basket_lines(shopper) == {str(kite.pk): 2}
         # The next change stores the stamps the new way; the apps' data stays as it was.
         shopper.post(f"/cart/add/{kite.pk}/")
-        row = UserSession.objects.get(session_key=key)
+        row = session_row(key)
         assert row.get_decoded()["cart"][str(kite.pk)]["quantity"] == 3
         assert set(row.stored[STAMPS_KEY]) >= {"created_at", "last_activity", "authenticated_at", "ip"}
         assert "_last_activity" not in row.stored

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from django.contrib.sessions.backends.cached_db import KEY_PREFIX
 from django.core.cache import caches
 from django.test import Client, override_settings
 
@@ -16,9 +15,10 @@ from config.caches import SESSION_CACHE_ALIAS, Sentinel, build_caches
 from durable_sessions.cache.breaker import OPEN
 from durable_sessions.cache.replication import ReplicatedClient
 from durable_sessions.models import SessionCacheJournal
+from durable_sessions.sealing import seal, unseal
 from harness.servers.sentinel import SentinelGroup
 from harness.testing import basket_lines as lines
-from harness.testing import wait_until
+from harness.testing import session_cache_key, wait_until
 
 # A breaker that probes Redis quickly: the tests wait for it to close again.
 pytestmark = pytest.mark.usefixtures("quick_probes")
@@ -43,7 +43,7 @@ def direct(port: int, db: int = 1) -> redis.Redis:
 
 
 def redis_key(session_key: str) -> str:
-    return f":1:{KEY_PREFIX}{session_key}"
+    return f":1:{session_cache_key(session_key)}"
 
 
 @pytest.fixture
@@ -75,18 +75,20 @@ def test_reads_come_from_the_primary_never_from_a_replica(group, db, make_produc
     with override_settings(CACHES=sentinel_caches(group)):
         writer = Client()
         writer.post(f"/cart/add/{product.pk}/", {"quantity": "3"})
-        key = redis_key(writer.cookies["sessionid"].value)
+        cookie = writer.cookies["sessionid"].value
+        key, cache_key = redis_key(cookie), session_cache_key(cookie)
         replica = direct(group.replica.port)
         replica.config_set("replica-read-only", "no")
         try:
-            stale = json.loads(replica.get(key))
+            stale = unseal(cache_key, json.loads(replica.get(key)))
             stale["cart"][str(product.pk)]["quantity"] = 1
-            replica.set(key, json.dumps(stale))  # what a replica that missed the last write holds
+            # What a replica that missed the last write holds: an older entry, sealed as it was written.
+            replica.set(key, json.dumps(seal(cache_key, stale)))
 
             # A cache object of its own, as another instance would have.
             other_instance = caches.create_connection(SESSION_CACHE_ALIAS)
             for _ in range(5):
-                session = other_instance.get(KEY_PREFIX + writer.cookies["sessionid"].value)
+                session = unseal(cache_key, other_instance.get(cache_key))
                 assert session["cart"][str(product.pk)]["quantity"] == 3
             assert lines(writer) == {str(product.pk): 3}
         finally:
@@ -103,7 +105,7 @@ def test_a_write_no_replica_acknowledged_is_journaled_not_trusted(group, db, mak
         cache = caches[SESSION_CACHE_ALIAS]
 
         assert response.status_code == 302  # PostgreSQL has it; the shopper sees no error
-        assert SessionCacheJournal.objects.filter(cache_key=KEY_PREFIX + key).exists()
+        assert SessionCacheJournal.objects.filter(cache_key=session_cache_key(key)).exists()
         assert cache.breaker.state == OPEN
         assert lines(client) == {str(product.pk): 1}  # served from PostgreSQL meanwhile
 
@@ -122,7 +124,8 @@ def test_a_failover_right_after_an_unreplicated_write_serves_the_write_not_the_o
         with override_settings(CACHES=sentinel_caches(group)):
             client = Client()
             client.post(f"/cart/add/{product.pk}/", {"quantity": "1"})  # on both servers
-            key = redis_key(client.cookies["sessionid"].value)
+            cookie = client.cookies["sessionid"].value
+            key = redis_key(cookie)
             assert direct(group.replica.port).exists(key)
 
             # The replica falls behind: frozen, and cut off from the primary
@@ -143,7 +146,8 @@ def test_a_failover_right_after_an_unreplicated_write_serves_the_write_not_the_o
             cache = caches[SESSION_CACHE_ALIAS]
             wait_until(lambda: lines(client) == {str(product.pk): 2} and cache.breaker.allows(), timeout=20)
             assert not SessionCacheJournal.objects.exists()
-            session = json.loads(direct(new_port).get(key) or "{}")
+            entry = direct(new_port).get(key)
+            session = unseal(session_cache_key(cookie), json.loads(entry)) if entry else {}
             assert session.get("cart", {}).get(str(product.pk), {}).get("quantity") in (None, 2)
     finally:
         group.stop()

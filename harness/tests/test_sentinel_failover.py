@@ -15,13 +15,13 @@ import time
 import pytest
 import redis
 import requests
-from django.contrib.sessions.backends.cached_db import KEY_PREFIX
 
 from harness.load.scenario import HEADER, Outcome, ScriptedShopper, run_traffic_for, traffic, verify
 from harness.servers.backing import postgres_base_url
 from harness.servers.cluster import Cluster, cluster_env, prepare_database, products_for_load
 from harness.servers.sentinel import MASTER, SentinelGroup
 from harness.servers.shop import BASE_DIR
+from harness.testing import session_cache_key
 
 pytestmark = pytest.mark.resilience
 
@@ -33,7 +33,7 @@ REPORT = BASE_DIR / "artifacts" / "sentinel-failover.md"
 def session_keys_in(port: int, shoppers: list[ScriptedShopper]) -> int:
     """How many of the shoppers' sessions the Redis server on ``port`` holds (session cache: db 1)."""
     client = redis.Redis(port=port, db=1, socket_timeout=2)
-    return sum(bool(client.exists(f":1:{KEY_PREFIX}{s.client.session_key}")) for s in shoppers)
+    return sum(bool(client.exists(f":1:{session_cache_key(s.client.session_key)}")) for s in shoppers)
 
 
 def test_primary_killed_replica_promoted_no_shopper_signed_out_no_line_lost():

@@ -1,4 +1,4 @@
-"""A shopper in a real browser: browse, fill the basket, change it, check out."""
+"""A shopper in a real browser: browse, fill the basket, change it, check out; the admin too."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from harness.servers.backing import CHROMIUM
 from harness.servers.shop import BASE_DIR
+from harness.testing import PASSWORD
 from shop.models import Order
 
 SCREENSHOTS = BASE_DIR / "artifacts" / "browser"
@@ -90,3 +91,45 @@ def test_shopper_browses_adds_two_products_changes_quantity_and_checks_out(live_
         ("Forest Kite", 3),
         ("Harbour Mug", 1),
     ]
+
+
+# Reports each Content-Security-Policy violation to the test; added before any page script runs.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) =>
+    window.reportViolation(`${e.effectiveDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
+"""
+
+
+def test_shop_and_admin_work_under_the_content_security_policy(live_shop, page, make_product, django_user_model):
+    make_product(name="Forest Kite", slug="forest-kite", price=Decimal("12.50"), stock=5)
+    violations: list[str] = []
+    page.expose_function("reportViolation", lambda report: violations.append(report))
+    page.add_init_script(REPORT_VIOLATIONS)
+
+    # Signed up through the shop, whose production settings hash the password as production does.
+    page.goto(live_shop.url + "/accounts/signup/")
+    page.get_by_label("Username").fill("root")
+    page.get_by_label("Email").fill("root@example.com")
+    page.locator("#id_password1").fill(PASSWORD)
+    page.locator("#id_password2").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    assert "Signed in as root" in page.locator(".site-header").inner_text()
+    django_user_model.objects.filter(username="root").update(is_staff=True, is_superuser=True)
+    page.goto(live_shop.url + "/products/forest-kite/")
+    page.get_by_role("button", name="Add to basket").click()
+    assert page.locator("#basket-count").inner_text() == "1"
+    page.goto(live_shop.url + "/cart/")
+    page.goto(live_shop.url + "/accounts/sessions/")
+
+    # The admin's behaviour is its own script files: ticking a row updates the action counter.
+    page.goto(live_shop.url + "/admin/accounts/user/")
+    page.locator("input.action-select").first.check()
+    assert page.locator(".action-counter").inner_text() == "1 of 1 selected"
+    shot(page, "07-admin-under-csp")
+    page.get_by_role("link", name="root").click()
+    page.locator("form#user_form").wait_for()  # the change form, with its scripts
+    page.goto(live_shop.url + "/admin/password_change/")
+    page.get_by_label("Old password").wait_for()
+
+    page.evaluate("1")  # a round trip, so any report still in flight has arrived
+    assert violations == []

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from durable_sessions.cache.backend import SessionRedisCache, session_cache
 from durable_sessions.models import UserSession
+from durable_sessions.sealing import seal
 from durable_sessions.services import sessions_end
 
 DURATION = re.compile(r"(\d+)([smhdw])")
@@ -143,7 +144,8 @@ class Command(BaseCommand):
                 skipped += 1
                 continue
             timeout = max(1, int((row.expire_date - now).total_seconds()))
-            entries.append((KEY_PREFIX + row.session_key, payload, timeout))
+            key = KEY_PREFIX + row.session_key
+            entries.append((key, seal(key, payload), timeout))
         # ADD (NX): a request may have cached a newer copy meanwhile; never overwrite it.
         if isinstance(cache, SessionRedisCache):
             cache.add_many(entries)
