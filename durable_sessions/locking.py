@@ -14,22 +14,29 @@ from django.db.models import Model
 from django.utils import timezone
 
 
-def lock_row(alias: str, model: type[Model], session_key: str) -> str | None:
-    """Lock the live session row and return its data (the durable copy), or None.
+def lock_row(alias: str, model: type[Model], keys: list[str]) -> str | None:
+    """Lock the live session row stored under ``keys[0]`` and return its data (the durable copy), or None.
 
-    On SQLite, which has no ``FOR UPDATE``, the transaction itself is the lock
-    (``transaction_mode`` IMMEDIATE in the settings).
+    ``keys[1:]`` are the keys it may still be stored under from before a
+    SECRET_KEY rotation: a row found under one of those is moved to
+    ``keys[0]``, under the same lock. On SQLite, which has no ``FOR UPDATE``,
+    the transaction itself is the lock (``transaction_mode`` IMMEDIATE in the
+    settings).
     """
     connection = connections[alias]
-    table = connection.ops.quote_name(model._meta.db_table)
+    table, pk = connection.ops.quote_name(model._meta.db_table), connection.ops.quote_name(model._meta.pk.column)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    where = f"{pk} = %s" if len(keys) == 1 else f"{pk} IN ({', '.join(['%s'] * len(keys))})"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT session_data FROM {table} WHERE session_key = %s AND expire_date > %s{lock}",
-            [session_key, connection.ops.adapt_datetimefield_value(timezone.now())],
+            f"SELECT {pk}, session_data FROM {table} WHERE {where} AND expire_date > %s{lock}",
+            [*keys, connection.ops.adapt_datetimefield_value(timezone.now())],
         )
-        row = cursor.fetchone()
-    return row[0] if row else None
+        rows = dict(cursor.fetchall())
+        found = next((key for key in keys if key in rows), None)
+        if found is not None and found != keys[0]:
+            cursor.execute(f"UPDATE {table} SET {pk} = %s WHERE {pk} = %s", [keys[0], found])
+    return rows[found] if found is not None else None
 
 
 @lru_cache(maxsize=8)

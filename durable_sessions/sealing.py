@@ -16,12 +16,15 @@ the key logs nobody out.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.crypto import constant_time_compare
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +39,22 @@ def _secrets() -> list[str]:
     return [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
 
 
+@lru_cache(maxsize=32)
+def _derived(salt: str, secret: str) -> bytes:
+    # What Django's salted_hmac derives on every call; once per salt and secret here,
+    # as the store calls it on every request.
+    return hashlib.sha256((salt + secret).encode()).digest()
+
+
+def _hmac(salt: str, value: str, secret: str | None) -> str:
+    """Return Django's salted_hmac(salt, value, secret, algorithm="sha256"), hex."""
+    key = _derived(salt, settings.SECRET_KEY if secret is None else secret)
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
 def storage_key(session_key: str, *, secret: str | None = None) -> str:
     """Return the key a session is stored under: a keyed hash of its cookie value."""
-    digest = salted_hmac(STORAGE_KEY_SALT, session_key, secret=secret, algorithm="sha256").hexdigest()
-    return digest[:STORAGE_KEY_LENGTH]
+    return _hmac(STORAGE_KEY_SALT, session_key, secret)[:STORAGE_KEY_LENGTH]
 
 
 def storage_keys(session_key: str) -> list[str]:
@@ -48,7 +63,7 @@ def storage_keys(session_key: str) -> list[str]:
 
 
 def _mac(key: str, text: str, secret: str | None) -> str:
-    return salted_hmac(ENTRY_SALT, f"{key}{_SEPARATOR}{text}", secret=secret, algorithm="sha256").hexdigest()
+    return _hmac(ENTRY_SALT, f"{key}{_SEPARATOR}{text}", secret)
 
 
 def seal(key: str, payload: Any) -> str:

@@ -258,13 +258,15 @@ class SessionStore(CachedDbStore):
             return
         using = router.db_for_write(self.model)
         locked = False
-        self._get_session()  # loaded first: a made-up or ended cookie is dropped here
         try:
             with transaction.atomic(using=using):
-                stored = lock_row(using, self.model, self.storage_key()) if self.session_key else None
+                keys = storage_keys(self.session_key) if self.session_key else []
+                stored = lock_row(using, self.model, keys) if keys else None
                 if stored is None and self.session_key:
-                    if self._loaded_live:
-                        tombstones_write([self.storage_key()], cache=self._cache)
+                    # Ended meanwhile, or never was (a made-up cookie): only a session
+                    # someone may still read from Redis needs a tombstone.
+                    if self._loaded_live or self._cache_get(self.cache_key) is not None:
+                        tombstones_write(keys[:1], cache=self._cache)
                     self.clear()
                     self._session_key, self._stamps = None, {}
                 if stored is not None:

@@ -234,3 +234,26 @@ def test_a_session_under_the_previous_cookie_name_moves_to_the_new_one(ada, sett
     assert response.cookies["sessionid"]["max-age"] == 0  # the old cookie is dropped
     assert me(shopper) == {"authenticated": True, "username": "ada"}  # now from the new cookie alone
     assert "sessionid" not in shopper.cookies or not shopper.cookies["sessionid"].value
+
+
+def test_storage_keys_are_what_the_rekeying_migration_computes(settings):
+    import importlib
+
+    rekey = importlib.import_module("durable_sessions.migrations.0002_hash_session_keys")
+    for secret in (settings.SECRET_KEY, "another-secret"):
+        settings.SECRET_KEY = secret
+        assert storage_key("abcdefghijklmnopqrstuvwxyz012345") == rekey.storage_key("abcdefghijklmnopqrstuvwxyz012345")
+
+
+def test_a_change_first_after_a_rotation_finds_the_row_under_the_old_key(client, ada, make_product, settings):
+    kite = make_product()
+    sign_in(client)
+    old = settings.SECRET_KEY
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a-new-secret-key-" + "y" * 40, [old]
+
+    assert client.post(f"/cart/add/{kite.pk}/").status_code == 302  # locked before anything reads the session
+
+    cookie = client.cookies["sessionid"].value
+    assert not UserSession.objects.filter(session_key=storage_key(cookie, secret=old)).exists()
+    assert session_row(cookie).get_decoded()["cart"] == {str(kite.pk): {"quantity": 1, "price": "9.99"}}
+    assert me(client) == {"authenticated": True, "username": "ada"}
