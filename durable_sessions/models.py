@@ -9,7 +9,7 @@ from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 
 from durable_sessions.conf import USER_AGENT_MAX_LENGTH
-from durable_sessions.stamps import payload_is_stale, split
+from durable_sessions.stamps import is_stale, split
 
 
 class UserSession(AbstractBaseSession):
@@ -65,7 +65,7 @@ class UserSession(AbstractBaseSession):
 
     def is_stale(self) -> bool:
         """Return whether the session ran past its idle timeout or absolute lifetime."""
-        return payload_is_stale(self.stored)
+        return is_stale(*split(self.stored))
 
 
 class SessionCacheJournal(models.Model):

@@ -76,10 +76,5 @@ def is_stale(data: dict[str, Any], stamps: dict[str, Any], *, now: int | None = 
     return SESSION_KEY in data and isinstance(authenticated_at, int) and now - authenticated_at > lifetime
 
 
-def payload_is_stale(payload: object) -> bool:
-    """Return whether a stored session (a row's decoded data) ran past its timeouts."""
-    return is_stale(*split(payload))
-
-
 def as_datetime(stamp: object) -> datetime | None:
     return datetime.fromtimestamp(stamp, tz=UTC) if isinstance(stamp, int) else None

@@ -369,11 +369,6 @@ class SessionStore(CachedDbStore):
             self._stamps[st.USER_AGENT] = self.client.user_agent[:USER_AGENT_MAX_LENGTH]
         self.modified = True
 
-    def stamps(self) -> dict:
-        """Return a copy of this session's stamps (when it began, was active, was signed in to)."""
-        self._get_session()
-        return dict(self._stamps)
-
     # --- Housekeeping ---------------------------------------------------------------------------
     @classmethod
     def expired_keys(cls) -> list[str]:

@@ -66,7 +66,7 @@ def journal_replay(delete_many: Callable[[list[str]], object]) -> bool:
             # The rows are locked: a key journaled again meanwhile waits and
             # is inserted afresh after this commit, for the next replay.
             journal.objects.filter(cache_key__in=keys).delete()
-    return not journal.objects.exists()
+    return journal_is_empty()
 
 
 def journal_is_empty() -> bool:
