@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test resilience bench profile cluster cluster-stop lint clean
+.PHONY: run test image resilience bench profile cluster cluster-stop lint clean
 N ?= 3
 
 $(BIN)/python:
@@ -28,6 +28,10 @@ run: $(VENV)/.run-deps
 test: $(VENV)/.test-deps
 	$(BIN)/python -m harness.servers.backing ensure
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## image: build the container image with podman (installs podman and runc when missing)
+image: | $(BIN)/python
+	$(BIN)/python -m harness.servers.image build
 
 ## resilience: the fault-injection suite alone (it is part of make test too)
 resilience: $(VENV)/.test-deps
@@ -54,4 +58,4 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache
+	rm -rf $(VENV) staticfiles .pytest_cache .podman
