@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from harness.servers.backing import RedisServer, private_redis
+from harness.servers.container import remove_leftover_containers
+from harness.servers.image import build_image
 from harness.servers.shop import ShopServer, collectstatic, production_env
 from harness.testing import PASSWORD
 
@@ -31,6 +33,14 @@ def redis_server() -> Iterator[RedisServer]:
     """Run a private Redis server this test may stop, pause or flush."""
     with private_redis() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def shop_image() -> str:
+    """Build the shop's container image once per run (podman reuses its layers when nothing changed)."""
+    image = build_image()
+    remove_leftover_containers()
+    return image
 
 
 @pytest.fixture(scope="session")
@@ -134,9 +144,11 @@ def live_shop(test_database_url, collected_static, transactional_db, tmp_path) -
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """Print the resilience table when this run wrote one."""
-    from harness.tests.test_resilience import REPORT
+    """Print the resilience table and the container's figures when this run wrote them."""
+    from harness.servers.image import BASE_DIR
 
-    if REPORT.exists() and REPORT.stat().st_mtime >= _RUN_STARTED:
-        terminalreporter.write_sep("=", "resilience")
-        terminalreporter.write_line(REPORT.read_text())
+    for name in ("resilience", "container"):
+        report = BASE_DIR / "artifacts" / f"{name}.md"
+        if report.exists() and report.stat().st_mtime >= _RUN_STARTED:
+            terminalreporter.write_sep("=", name)
+            terminalreporter.write_line(report.read_text())

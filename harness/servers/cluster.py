@@ -7,7 +7,8 @@ Tests and the command line share this module:
     python -m harness.servers.cluster stop       # stops exactly what start started
 
 Every instance is a gunicorn process with its own loopback port and 2 workers,
-with production settings, on the real PostgreSQL and Redis. nginx balances them
+with production settings, on the real PostgreSQL and Redis; given an image, every
+instance is a container of it instead (harness/servers/container.py). nginx balances them
 round robin: no ip_hash, no sticky cookie. Taking an instance out (rolling
 restart, scale-in) first drains it from nginx, then sends SIGTERM so in-flight
 requests finish: what a platform does before stopping a container.
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.servers.backing import ServiceUnavailable, apt_install, database_recreate, free_port, wait_listening
+from harness.servers.container import ShopContainer, run_job
 from harness.servers.shop import BASE_DIR, ShopServer, collectstatic, production_env
 
 NGINX = "/usr/sbin/nginx"
@@ -103,6 +105,8 @@ class Cluster:
     in_rotation: list[ShopServer] = field(default_factory=list)
     nginx: subprocess.Popen | None = None
     detach: bool = False
+    # Run containers of this image instead of gunicorn on the host.
+    image: str | None = None
 
     @property
     def url(self) -> str:
@@ -151,16 +155,13 @@ class Cluster:
         self.instances, self.in_rotation = [], []
 
     # --- One instance ------------------------------------------------------------------
-    def _new_instance(self, port: int | None = None) -> ShopServer:
-        index = len(self.instances)
-        instance = ShopServer(
-            self.env,
-            workers=WORKERS_PER_INSTANCE,
-            log_path=self.workdir / f"instance-{index}.log",
-            detach=self.detach,
-        )
-        if port is not None:
-            instance.port = port
+    def _new_instance(self, image: str | None = None) -> ShopServer:
+        log_path = self.workdir / f"instance-{len(self.instances)}.log"
+        image = image or self.image
+        if image:
+            instance = ShopContainer(self.env, workers=WORKERS_PER_INSTANCE, log_path=log_path, image=image)
+        else:
+            instance = ShopServer(self.env, workers=WORKERS_PER_INSTANCE, log_path=log_path, detach=self.detach)
         instance.start(wait=False)
         self.instances.append(instance)
         return instance
@@ -188,6 +189,16 @@ class Cluster:
         instance.stop(signal.SIGTERM)
         instance.start()
         self.undrain(instance)
+
+    def replace(self, old: ShopServer, image: str) -> ShopServer:
+        """Replace ``old`` by a container of ``image``: the new one serves before the old one is drained and stopped."""
+        new = self._new_instance(image)
+        new.wait_healthy()
+        self.undrain(new)
+        self.drain(old)
+        old.stop(signal.SIGTERM)
+        self.instances.remove(old)
+        return new
 
     def rolling_restart(self) -> None:
         for instance in list(self.in_rotation):
@@ -242,8 +253,12 @@ class Cluster:
         }
 
 
-def prepare_database(env: dict[str, str], *, fresh: bool = False) -> None:
-    """Create (or, if ``fresh``, recreate) the database, migrate it, load the catalogue, collect static files."""
+def prepare_database(env: dict[str, str], *, fresh: bool = False, image: str | None = None) -> None:
+    """Create (or, if ``fresh``, recreate) the database, migrate it, load the catalogue, collect static files.
+
+    With an ``image``, migrations and the catalogue run as jobs in containers of
+    it, as before a deploy; its static files were collected when it was built.
+    """
     import psycopg
 
     url = env["DATABASE_URL"]
@@ -255,8 +270,12 @@ def prepare_database(env: dict[str, str], *, fresh: bool = False) -> None:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
                 conn.execute(f'CREATE DATABASE "{name}"')
     for command in (["migrate", "--noinput", "-v0"], ["seed_shop", "--if-empty"]):
-        subprocess.run([sys.executable, "manage.py", *command], cwd=BASE_DIR, env=env, check=True)
-    collectstatic(env)
+        if image:
+            run_job(image, env, "python", "manage.py", *command)
+        else:
+            subprocess.run([sys.executable, "manage.py", *command], cwd=BASE_DIR, env=env, check=True)
+    if not image:
+        collectstatic(env)
 
 
 def products_for_load(database_url: str, limit: int) -> list[tuple[int, str]]:

@@ -1,6 +1,9 @@
-"""Fault injection: scripted shoppers against a cluster while instances and Redis are broken.
+"""Fault injection: scripted shoppers against a cluster of containers while they and Redis are broken.
 
-Scenarios run one after another on one cluster (module scope, in file order).
+Every instance is a container of the shop's image (harness/servers/container.py),
+migrated and seeded by jobs of that image, as a platform runs it. Scenarios run
+one after another on one cluster (module scope, in file order); the last one
+rolls the cluster over to the next release of the image.
 After each one every shopper checks its sign-in state and its basket, on every
 instance, against what it knows it did. The table of outcomes is written to
 artifacts/resilience.md and printed at the end of the run.
@@ -14,9 +17,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import psycopg
 import pytest
 import requests
 
+from harness.deploy_check.next_release import CHANNEL, RELEASE_NOTE, next_release
 from harness.load.scenario import (
     HEADER,
     PASSWORD,
@@ -24,12 +29,16 @@ from harness.load.scenario import (
     ScriptedShopper,
     hold,
     run_traffic_for,
+    server_orders,
     traffic,
     verify,
 )
+from harness.load.shopper import Shopper
 from harness.servers.backing import RedisServer, postgres_base_url, private_redis
 from harness.servers.cluster import Cluster, cluster_env, prepare_database, products_for_load
-from harness.servers.shop import BASE_DIR
+from harness.servers.container import run_job
+from harness.servers.image import build_image
+from harness.servers.shop import BASE_DIR, ShopServer
 
 pytestmark = pytest.mark.resilience
 
@@ -37,6 +46,7 @@ SHOPPERS = 6
 DATABASE = "shop_resilience"
 REPORT = BASE_DIR / "artifacts" / "resilience.md"
 CONCURRENT_ADDS = 50
+NEXT_RELEASE_IMAGE = "localhost/evergreen-shop:next"
 # Failures this soon after a SIGKILLed instance is started again still count as the kill's (in
 # flight on killed): the tail of the kill's window, part of what scenario 1 allows, not a wait.
 KILL_WINDOW_AFTER_RESTART = 0.5
@@ -53,13 +63,13 @@ class Rig:
 
 
 @pytest.fixture(scope="module")
-def rig() -> Iterator[Rig]:
+def rig(shop_image) -> Iterator[Rig]:
     database_url = f"{postgres_base_url()}/{DATABASE}"
     with private_redis() as redis:
         env = cluster_env(database_url, redis.url)
-        prepare_database(env, fresh=True)
+        prepare_database(env, fresh=True, image=shop_image)
         products = products_for_load(database_url, 40)
-        cluster = Cluster(env)
+        cluster = Cluster(env, image=shop_image)
         try:
             cluster.start(3)
             shoppers = [ScriptedShopper(cluster.url, f"shopper{i}", products, seed=i) for i in range(SHOPPERS)]
@@ -202,3 +212,69 @@ def test_6_fifty_concurrent_adds_for_one_session_over_all_instances(rig):
     finish(rig, outcome)
     assert shopper.client.basket() == {str(product_id): CONCURRENT_ADDS}
     assert all(count > 0 for count in served_by), served_by
+
+
+def test_7_rolling_deploy_of_the_next_release_with_an_additive_migration(rig, tmp_path):
+    outcome = Outcome("7. rolling deploy v1 → v2, migration first")
+    v2 = build_image(tag=NEXT_RELEASE_IMAGE, context=next_release(BASE_DIR, tmp_path / "v2"))
+    crossing = ScriptedShopper(rig.cluster.url, "crossing", rig.products, seed=7)
+    crossing.sign_up()
+    with traffic(rig.shoppers, outcome):
+        run_traffic_for(1)  # the migration job runs mid-traffic: v1 serves on, ignoring the new column
+        run_job(v2, rig.cluster.env, "python", "manage.py", "migrate", "--noinput", "-v0")
+        run_traffic_for(1)
+        for number, old in enumerate(list(rig.cluster.in_rotation)):
+            new = rig.cluster.replace(old, v2)  # the v2 container serves before the v1 one is drained and stopped
+            if number == 0:  # one v2 beside two v1
+                assert releases_serving(rig.cluster) == {"v1", "v2"}
+                v1 = rig.cluster.in_rotation[0]
+                orders = sessions_cross_releases(crossing, v1=v1, v2=new, outcome=outcome)
+            run_traffic_for(1)  # shoppers shop on each mix of releases
+    rig.shoppers.append(crossing)
+    finish(rig, outcome)
+    assert releases_serving(rig.cluster) == {"v2"}
+    with psycopg.connect(rig.cluster.env["DATABASE_URL"]) as conn:
+        stored = dict(conn.execute("SELECT id, channel FROM shop_order WHERE id = ANY(%s)", (list(orders),)))
+    # v2 writes the column; v1 ignores it, and its orders have none.
+    assert stored == {order: CHANNEL if release == "v2" else None for order, release in orders.items()}
+
+
+def releases_serving(cluster: Cluster) -> set[str]:
+    """Return which releases answer through the balancer over two rounds of its rotation (by v2's footer)."""
+    pages = [requests.get(f"{cluster.url}/", timeout=10).text for _ in range(2 * len(cluster.in_rotation))]
+    return {"v2" if RELEASE_NOTE in page else "v1" for page in pages}
+
+
+def sessions_cross_releases(shopper: ScriptedShopper, *, v1: ShopServer, v2: ShopServer, outcome: Outcome) -> dict:
+    """Change the shopper's session on each release and read it on the other; check out on each.
+
+    Return the orders placed, each with the release that placed it.
+    """
+    through_balancer = shopper.client
+    on = {}
+    for release, instance in (("v1", v1), ("v2", v2)):
+        on[release] = Shopper(instance.url, user_agent=through_balancer.http.headers["User-Agent"])
+        on[release].http.cookies = through_balancer.http.cookies  # one browser, sent to one instance
+    (first, _), (second, _) = shopper.products[:2]
+
+    assert on["v2"].add(first).status_code == 302
+    assert on["v1"].basket() == {str(first): 1}  # written by v2, read by v1
+    assert on["v1"].add(second).status_code == 302
+    assert on["v2"].basket() == {str(first): 1, str(second): 1}  # and back
+    assert on["v1"].me()["authenticated"] and on["v2"].me()["authenticated"]
+
+    shopper.basket = on["v2"].basket()
+    placed = {}
+    for release in ("v2", "v1"):
+        if not shopper.basket:
+            assert on[release].add(first).status_code == 302
+            shopper.basket = {str(first): 1}
+        shopper.client = on[release]
+        before = set(shopper.orders)
+        shopper.check_out(outcome)
+        (order,) = shopper.orders - before
+        placed[order] = release
+    shopper.client = through_balancer
+    for release in ("v1", "v2"):  # each release lists the orders both placed
+        assert server_orders(on[release].get("/accounts/").text) == set(placed)
+    return placed
