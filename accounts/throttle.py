@@ -24,12 +24,14 @@ from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
 from django.http import HttpRequest
+from prometheus_client import Counter
 
 from durable_sessions.middleware import client_ip
 
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "login-failures"
+signin_throttled = Counter("shop_signin_throttled", "Sign-ins refused by the throttle.")
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,10 @@ def attempt_count(request: HttpRequest, username: str) -> bool:
     except Exception:
         logger.warning("login throttle unavailable; letting the attempt through", exc_info=True)
         return True
-    return all(count <= limit for count, (_, limit) in zip(counts, counters, strict=True))
+    allowed = all(count <= limit for count, (_, limit) in zip(counts, counters, strict=True))
+    if not allowed:
+        signin_throttled.inc()
+    return allowed
 
 
 def attempt_succeeded(request: HttpRequest, username: str) -> None:

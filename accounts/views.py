@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import selectors, services
 from accounts.forms import LoginForm, PasswordChangeForm, SignupForm
 from durable_sessions.backends.cached_db import storage_key_of
+from durable_sessions.metrics import PASSWORD, REVOKED
 from durable_sessions.services import sessions_end
 
 
@@ -52,7 +53,9 @@ class AccountPasswordChangeView(PasswordChangeView):
 
     def form_valid(self, form):
         response = super().form_valid(form)  # keeps this session signed in
-        ended = services.user_sessions_end(user=form.user, keep_session_key=storage_key_of(self.request.session))
+        ended = services.user_sessions_end(
+            user=form.user, reason=PASSWORD, keep_session_key=storage_key_of(self.request.session)
+        )
         messages.success(self.request, f"Password changed. {ended} other session(s) were signed out.")
         return response
 
@@ -62,7 +65,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        services.user_sessions_end(user=form.user)
+        services.user_sessions_end(user=form.user, reason=PASSWORD)
         return response
 
 
@@ -101,7 +104,7 @@ def me(request: HttpRequest) -> JsonResponse:
 @require_GET
 def session_list(request: HttpRequest) -> HttpResponse:
     live, dead = services.user_session_rows(user=request.user)
-    sessions_end(dead)  # prune what can no longer sign anyone in
+    services.user_sessions_prune(dead)  # what can no longer sign anyone in
     current = storage_key_of(request.session)
     summaries = [selectors.session_summary(row, current_key=current) for row, _ in live]
     return render(request, "accounts/sessions.html", {"sessions": summaries})
@@ -117,7 +120,7 @@ def session_end(request: HttpRequest, public_id: str) -> HttpResponse:
     if keys[0] == storage_key_of(request.session):
         messages.info(request, "To end this session, sign out.")
         return redirect("accounts:sessions")
-    sessions_end(keys)
+    sessions_end(keys, reason=REVOKED)
     messages.success(request, "That session is signed out.")
     return redirect("accounts:sessions")
 
@@ -125,6 +128,8 @@ def session_end(request: HttpRequest, public_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def session_end_others(request: HttpRequest) -> HttpResponse:
-    ended = services.user_sessions_end(user=request.user, keep_session_key=storage_key_of(request.session))
+    ended = services.user_sessions_end(
+        user=request.user, reason=REVOKED, keep_session_key=storage_key_of(request.session)
+    )
     messages.success(request, f"Signed out {ended} other session(s).")
     return redirect("accounts:sessions")

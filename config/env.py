@@ -34,6 +34,11 @@ CSRF_TRUSTED_ORIGINS: list[str] = _env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # TLS is terminated in front of the shop: redirect to https, secure cookies, HSTS.
 HTTPS: bool | None = _env.bool("HTTPS", default=None)
 LOG_LEVEL: str = _env.str("LOG_LEVEL", default="INFO").upper()
+# "json": one JSON object per line (Cloud Logging reads its severity); "text": plain lines.
+# Unset: json in production, text elsewhere.
+LOG_FORMAT: str = _env.str("LOG_FORMAT", default="").lower()
+# /metrics answers only "Authorization: Bearer <this>"; unset, /metrics is not there (404).
+METRICS_TOKEN: str = _env.str("METRICS_TOKEN", default="")
 PORT: int = _env.int("PORT", default=8000)
 WEB_CONCURRENCY: int = _env.int("WEB_CONCURRENCY", default=2)
 

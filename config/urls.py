@@ -3,12 +3,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from shop import health
+from shop import health, metrics
 
 urlpatterns = [
     # Normally answered by HealthCheckMiddleware; routed too so reverse() works.
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("cart/", include("cart.urls")),

@@ -6,12 +6,19 @@ import json
 
 from django.contrib import admin, messages
 from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY
+from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 from user_agents import parse as parse_user_agent
 
+from durable_sessions.charts import bar_chart
+from durable_sessions.metrics import REVOKED
 from durable_sessions.models import UserSession
+from durable_sessions.selectors import session_overview
 from durable_sessions.services import sessions_end
 from durable_sessions.stamps import STAMPS_KEY
 
@@ -94,6 +101,27 @@ class UserSessionAdmin(admin.ModelAdmin):
         shown = {key: value if key in self.shown_keys else MASK for key, value in obj.stored.items()}
         return format_html("<pre>{}</pre>", json.dumps(shown, indent=2, sort_keys=True, cls=DjangoJSONEncoder))
 
+    # --- The overview ------------------------------------------------------------------------
+    def get_urls(self):
+        overview = path("overview/", self.admin_site.admin_view(self.overview_view), name="durable_sessions_overview")
+        return [overview, *super().get_urls()]
+
+    def overview_view(self, request: HttpRequest) -> HttpResponse:
+        """Show sessions now and over the last 24 hours, with SVG charts drawn here (needs *view session*)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        overview = session_overview()
+        hourly = [(f"{hour:%H}", n) for hour, n in overview.sessions_started]
+        charts = [
+            bar_chart("Sessions started per hour, last 24 hours (UTC)", hourly),
+            bar_chart("Sign-ins per hour, last 24 hours (UTC)", [(f"{h:%H}", n) for h, n in overview.sign_ins]),
+            bar_chart("Ended sessions by reason, last 24 hours", overview.ended_by_reason),
+            bar_chart("Active sessions by browser", overview.browsers),
+            bar_chart("Active sessions by system", overview.systems),
+        ]
+        context = {**self.admin_site.each_context(request), "title": "Sessions overview", "overview": overview}
+        return TemplateResponse(request, "admin/durable_sessions/overview.html", {**context, "charts": charts})
+
     # --- Permissions: look and revoke, never edit ----------------------------------------
     def has_add_permission(self, request) -> bool:
         return False
@@ -103,19 +131,19 @@ class UserSessionAdmin(admin.ModelAdmin):
 
     # --- Ending sessions: PostgreSQL and Redis together ---------------------------------
     def delete_model(self, request, obj: UserSession) -> None:
-        sessions_end([obj.session_key])
+        sessions_end([obj.session_key], reason=REVOKED)
 
     def delete_queryset(self, request, queryset) -> None:
-        sessions_end(queryset.values_list("session_key", flat=True))
+        sessions_end(queryset.values_list("session_key", flat=True), reason=REVOKED)
 
     @admin.action(description="Revoke selected sessions", permissions=["delete"])
     def revoke_sessions(self, request, queryset) -> None:
-        ended = sessions_end(queryset.values_list("session_key", flat=True))
+        ended = sessions_end(queryset.values_list("session_key", flat=True), reason=REVOKED)
         self.message_user(request, f"Revoked {ended} session(s).", messages.SUCCESS)
 
     @admin.action(description="Sign out all sessions of these users", permissions=["delete"])
     def sign_out_users(self, request, queryset) -> None:
         user_ids = set(queryset.exclude(user=None).values_list("user_id", flat=True))
         keys = UserSession.objects.filter(user_id__in=user_ids).values_list("session_key", flat=True)
-        ended = sessions_end(keys)
+        ended = sessions_end(keys, reason=REVOKED)
         self.message_user(request, f"Signed out {len(user_ids)} user(s): {ended} session(s) ended.", messages.SUCCESS)

@@ -7,8 +7,10 @@ from functools import cached_property
 from django.conf import settings
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
+from django.utils import timezone
 
 from durable_sessions.conf import USER_AGENT_MAX_LENGTH
+from durable_sessions.metrics import END_REASONS
 from durable_sessions.stamps import is_stale, split
 
 
@@ -85,3 +87,21 @@ class SessionCacheJournal(models.Model):
 
     def __str__(self) -> str:
         return self.cache_key
+
+
+class SessionEnd(models.Model):
+    """A session that ended, and why: its row is gone, and the sessions overview still counts it."""
+
+    reason = models.CharField(max_length=16, choices=[(reason, reason) for reason in END_REASONS])
+    ended_at = models.DateTimeField(default=timezone.now)
+    # The ended session's own stamps: when it began, when it was signed in to.
+    created_at = models.DateTimeField(null=True, blank=True)
+    authenticated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "ended session"
+        verbose_name_plural = "ended sessions"
+        indexes = [models.Index(fields=["ended_at"], name="session_end_ended_at")]
+
+    def __str__(self) -> str:
+        return f"{self.reason} at {self.ended_at:%Y-%m-%d %H:%M}"

@@ -16,6 +16,7 @@ from typing import Any
 from django.contrib.auth import SESSION_KEY
 
 from durable_sessions.conf import app_settings
+from durable_sessions.metrics import IDLE, LIFETIME
 
 STAMPS_KEY = "_durable"
 CREATED_AT = "created_at"
@@ -65,15 +66,22 @@ def join(data: dict[str, Any], stamps: dict[str, Any]) -> dict[str, Any]:
 
 def is_stale(data: dict[str, Any], stamps: dict[str, Any], *, now: int | None = None) -> bool:
     """Return whether the session ran past its idle timeout or absolute lifetime."""
+    return stale_reason(data, stamps, now=now) is not None
+
+
+def stale_reason(data: dict[str, Any], stamps: dict[str, Any], *, now: int | None = None) -> str | None:
+    """Return why the session is over ("idle", "lifetime"), or None while it is live."""
     now = int(time.time()) if now is None else now
     staff = stamps.get(STAFF) is True
     idle = app_settings.STAFF_IDLE_TIMEOUT if staff else app_settings.IDLE_TIMEOUT
     lifetime = app_settings.STAFF_ABSOLUTE_LIFETIME if staff else app_settings.ABSOLUTE_LIFETIME
     last_activity = stamps.get(LAST_ACTIVITY)
     if isinstance(last_activity, int) and now - last_activity > idle:
-        return True
+        return IDLE
     authenticated_at = stamps.get(AUTHENTICATED_AT)
-    return SESSION_KEY in data and isinstance(authenticated_at, int) and now - authenticated_at > lifetime
+    if SESSION_KEY in data and isinstance(authenticated_at, int) and now - authenticated_at > lifetime:
+        return LIFETIME
+    return None
 
 
 def as_datetime(stamp: object) -> datetime | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 PASSWORD = "a-long-Passphrase-42"
 
@@ -16,6 +18,21 @@ def sign_in(client, username: str = "ada", password: str = PASSWORD):
 def basket_lines(client) -> dict:
     """Return the basket's lines (product id → quantity) as the shop reports them."""
     return client.get("/cart/summary.json").json()["lines"]
+
+
+def log_entries(path: Path) -> list[dict]:
+    """Return every line of a production server's log (one JSON object a line), parsed; fail on any other line."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def access_lines(path: Path, method: str, url_path: str, status: int) -> list[dict]:
+    """Return the access lines of a production server's log for one method, path and status."""
+    return [
+        entry
+        for entry in log_entries(path)
+        if entry.get("logger") == "shop.access"
+        and (entry["method"], entry["path"], entry["status"]) == (method, url_path, status)
+    ]
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05) -> None:

@@ -9,6 +9,7 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from durable_sessions.cache.backend import breaker_state, redis_answers
+from shop.metrics import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -52,15 +53,15 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(status, status=200 if status["database"] == DATABASE_OK else 503)
 
 
-PROBES: dict[str, Callable[[HttpRequest], HttpResponse]] = {"/healthz": healthz, "/readyz": readyz}
+PROBES: dict[str, Callable[[HttpRequest], HttpResponse]] = {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
 
 
 class HealthCheckMiddleware:
-    """Answer probes before host validation, HTTPS redirects and sessions.
+    """Answer probes and metrics scrapes before host validation, HTTPS redirects and sessions.
 
-    Platform probes call the container by its own address over plain HTTP, a host
-    that ALLOWED_HOSTS rightly rejects, so the probe paths are answered here, at
-    the top of the stack, and never load a session.
+    Platform probes and Prometheus call the container by its own address over
+    plain HTTP, a host that ALLOWED_HOSTS rightly rejects, so these paths are
+    answered here, at the top of the stack, and never load a session.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:

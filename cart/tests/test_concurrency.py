@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+
+from harness.testing import access_lines
 
 CONCURRENT_ADDS = 50
 
@@ -32,6 +33,6 @@ def test_fifty_concurrent_adds_with_one_cookie_end_with_fifty(live_shop, make_pr
     assert codes == [302] * CONCURRENT_ADDS
     summary = shopper.get(f"{live_shop.url}/cart/summary.json", timeout=10).json()
     assert summary["lines"] == {str(product.pk): CONCURRENT_ADDS}
-    log = live_shop.log_path.read_text()
-    serving_pids = set(re.findall(rf'"POST /cart/add/{product.pk}/ HTTP/1.1" 302 .* pid=<(\d+)>', log))
+    served = access_lines(live_shop.log_path, "POST", f"/cart/add/{product.pk}/", 302)
+    serving_pids = {line["process"] for line in served}
     assert len(serving_pids) >= 2, "the adds should have been spread over several worker processes"

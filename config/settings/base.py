@@ -10,6 +10,7 @@ from csp.constants import NONE, SELF
 from config import env
 from config.caches import SESSION_CACHE_ALIAS as _SESSION_CACHE_ALIAS
 from config.caches import Sentinel, build_caches
+from config.logs import build_logging
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Local state of the embedded default (SQLite); git-ignored, never used in production.
@@ -52,13 +53,17 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so probes are answered before host validation and redirects.
+    # First: every request gets its id and its access line, probes included.
+    "shop.logs.AccessLogMiddleware",
+    # Then probes, answered before host validation and redirects.
     "shop.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Above whitenoise, so static files carry the policies too (an SVG opened on its own is a document).
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Below probes and static files: it times the shop's own views.
+    "shop.metrics.RequestMetricsMiddleware",
     "durable_sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -126,6 +131,7 @@ if REDIS_SENTINEL:
 # Every save sets the expiry this far ahead: the idle timeout, sliding with activity.
 SESSION_COOKIE_AGE = DURABLE_SESSIONS_IDLE_TIMEOUT
 CLIENT_IP_HEADER = env.CLIENT_IP_HEADER
+METRICS_TOKEN = env.METRICS_TOKEN
 TRUSTED_PROXY_COUNT = env.TRUSTED_PROXY_COUNT
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -212,10 +218,6 @@ PERMISSIONS_POLICY = {
 }
 
 # --- Logging ----------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.LOG_LEVEL},
-}
+# Text on a workstation; production defaults to JSON (see production.py).
+LOG_FORMAT = env.LOG_FORMAT or "text"
+LOGGING = build_logging(LOG_FORMAT, level=env.LOG_LEVEL, access_log=False)

@@ -24,10 +24,15 @@ if not env.DATABASE_URL:
     )
 
 from config.caches import build_caches  # noqa: E402
+from config.logs import build_logging  # noqa: E402
 
 from .base import *  # noqa: E402, F403
 
 DEBUG = False
+# One JSON object per line (Cloud Logging reads its severity), and an access
+# line per request from the shop itself: gunicorn's own access log is off.
+LOG_FORMAT = env.LOG_FORMAT or "json"
+LOGGING = build_logging(LOG_FORMAT, level=env.LOG_LEVEL, access_log=True)
 # Many processes serve production: without Redis, sessions come from the database alone.
 CACHES = build_caches(
     env.REDIS_URL,
@@ -42,7 +47,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 _https = True if env.HTTPS is None else env.HTTPS
 SECURE_SSL_REDIRECT = _https
 # Probes call the container directly over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https
 if _https:

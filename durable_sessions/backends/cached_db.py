@@ -17,6 +17,7 @@ from django.contrib.sessions.backends.db import SessionStore as DbStore
 from django.db import router, transaction
 from django.utils import timezone
 
+from durable_sessions import metrics
 from durable_sessions import stamps as st
 from durable_sessions.cache.backend import tombstones_write
 from durable_sessions.conf import USER_AGENT_MAX_LENGTH, app_settings
@@ -81,6 +82,8 @@ class SessionStore(CachedDbStore):
         # under the lock leave a tombstone (never for a made-up cookie).
         self._loaded_live = False
         self._storage: tuple[str, str] | None = None
+        # Inside cycle_key(): the new key continues this session, it does not start one.
+        self._cycling = False
 
     @classmethod
     def get_model_class(cls):
@@ -152,6 +155,7 @@ class SessionStore(CachedDbStore):
             self._session_key = None
             return {}
         if payload is None:
+            metrics.db_reads.inc()
             row = self._get_session_from_db()
             payload = self.decode(row.session_data) if row else {}
             if row:
@@ -160,7 +164,9 @@ class SessionStore(CachedDbStore):
         self._loaded_live = self._session_key is not None
         data, self._stamps = st.split(payload)
         # Stamps alone count: a session whose data was emptied still times out.
-        if payload and st.is_stale(data, self._stamps):
+        reason = st.stale_reason(data, self._stamps) if payload else None
+        if reason:
+            self.record_end(reason)
             self.delete()
             self._session_key, self._stamps = None, {}
             return {}
@@ -182,6 +188,18 @@ class SessionStore(CachedDbStore):
         return await sync_to_async(self.exists)(session_key)
 
     # --- Writing: PostgreSQL first, then Redis ---------------------------------------------
+    def create(self):
+        super().create()
+        if not self._cycling:
+            transaction.on_commit(metrics.sessions_started.inc, using=router.db_for_write(self.model))
+
+    def cycle_key(self):
+        self._cycling = True
+        try:
+            super().cycle_key()
+        finally:
+            self._cycling = False
+
     def save(self, must_create=False):
         if self.session_key is None:
             return self.create()  # which saves, with must_create
@@ -261,7 +279,10 @@ class SessionStore(CachedDbStore):
         try:
             with transaction.atomic(using=using):
                 keys = storage_keys(self.session_key) if self.session_key else []
+                waited = time.perf_counter()
                 stored = lock_row(using, self.model, keys) if keys else None
+                if keys:
+                    metrics.lock_wait.observe(time.perf_counter() - waited)
                 if stored is None and self.session_key:
                     # Ended meanwhile, or never was (a made-up cookie): only a session
                     # someone may still read from Redis needs a tombstone.
@@ -321,6 +342,14 @@ class SessionStore(CachedDbStore):
 
     async def acreate_model_instance(self, data):
         return await sync_to_async(self.create_model_instance)(data)
+
+    def record_end(self, reason: str) -> None:
+        """Record that this session ends now, for ``reason``: the sessions overview counts it once its row is gone."""
+        from durable_sessions.services import session_ends_record
+
+        stamps = self._stamps
+        created, signed_in = st.as_datetime(stamps.get(st.CREATED_AT)), st.as_datetime(stamps.get(st.AUTHENTICATED_AT))
+        session_ends_record(reason=reason, sessions=[(created, signed_in)])
 
     def record_sign_in(self, user) -> None:
         """Start the absolute lifetime now: ``user`` has just signed in to this session.
@@ -388,9 +417,10 @@ class SessionStore(CachedDbStore):
 
     @classmethod
     def clear_expired(cls):
-        from durable_sessions.services import sessions_end
+        from durable_sessions.services import session_ends_prune, sessions_end
 
-        sessions_end(cls.expired_keys())
+        sessions_end(cls.expired_keys(), reason=metrics.EXPIRED)
+        session_ends_prune()
 
     @classmethod
     async def aclear_expired(cls):
@@ -412,3 +442,10 @@ def record_sign_in(sender, request, user, **kwargs) -> None:
     session = getattr(request, "session", None)
     if isinstance(session, SessionStore):
         session.record_sign_in(user)
+
+
+def record_sign_out(sender, request, user, **kwargs) -> None:
+    """Receive user_logged_out: the session ends (logout() flushes it next)."""
+    session = getattr(request, "session", None)
+    if isinstance(session, SessionStore) and session.session_key and user is not None:
+        session.record_end(metrics.LOGOUT)

@@ -18,6 +18,7 @@ from django_redis.cache import RedisCache
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
+from durable_sessions import metrics
 from durable_sessions.cache.breaker import Breaker
 from durable_sessions.cache.journal import JournalWatcher, journal_replay, journal_write
 from durable_sessions.conf import app_settings
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 REDIS_ERRORS = (ConnectionInterrupted, RedisError, OSError, socket.timeout)
 EXISTS_BATCH = 1000
+_MISSING = object()
 
 # Per process and Redis location: Django makes one cache object per thread.
 _breakers: dict[str, Breaker] = {}
@@ -71,16 +73,22 @@ class SessionRedisCache(RedisCache):
         return self.client.get_client(write=True)
 
     # --- The guard --------------------------------------------------------------------
-    def _guarded(self, call: Callable[[], Any], *, default: Any = None, journal: Iterable[str] = ()) -> Any:
+    def _guarded(
+        self, call: Callable[[], Any], *, default: Any = None, journal: Iterable[str] = (), read: bool = False
+    ) -> Any:
         if not self.breaker.allows():
             self._probe()
             if not self.breaker.allows():
+                if read:
+                    metrics.cache_requests.labels(metrics.SKIPPED).inc()
                 journal_write(journal, self.breaker)
                 return default
         try:
             result = call()
         except REDIS_ERRORS:
             logger.warning("session cache call failed; falling back to PostgreSQL", exc_info=True)
+            if read:
+                metrics.cache_requests.labels(metrics.ERROR).inc()
             self.breaker.record_failure()
             journal_write(journal, self.breaker)
             return default
@@ -130,7 +138,12 @@ class SessionRedisCache(RedisCache):
 
     # --- The cache API cached_db and the shop use ---------------------------------------
     def get(self, key, default=None, version=None, client=None):
-        return self._guarded(lambda: super(SessionRedisCache, self).get(key, default, version, client), default=default)
+        def read():
+            value = super(SessionRedisCache, self).get(key, _MISSING, version, client)
+            metrics.cache_requests.labels(metrics.MISS if value is _MISSING else metrics.HIT).inc()
+            return default if value is _MISSING else value
+
+        return self._guarded(read, default=default, read=True)
 
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None, nx=False, xx=False):
         return self._guarded(

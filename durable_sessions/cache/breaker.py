@@ -6,6 +6,8 @@ import logging
 import threading
 import time
 
+from durable_sessions import metrics
+
 logger = logging.getLogger(__name__)
 
 CLOSED, OPEN = "closed", "open"
@@ -44,6 +46,7 @@ class Breaker:
             self._failures += 1
             if self._failures >= self.fail_max and self._opened_at is None:
                 self._opened_at = time.monotonic()
+                _opened()
                 logger.warning("session cache breaker opened after %d failures", self._failures)
 
     def trip(self, *, probe_now: bool = False) -> None:
@@ -56,6 +59,7 @@ class Breaker:
             if self._opened_at is None:
                 logger.warning("session cache breaker opened: the journal holds keys to repair")
                 self._opened_at = time.monotonic() - (self.reset_timeout if probe_now else 0)
+                _opened()
 
     def start_probe(self) -> bool:
         """Return True for the one caller that should probe now."""
@@ -72,6 +76,13 @@ class Breaker:
             self._probing = False
             if healthy and self._generation == self._probe_generation:
                 self._opened_at, self._failures = None, 0
+                metrics.breaker_open.set(0)
+                metrics.breaker_transitions.labels("closed").inc()
                 logger.warning("session cache breaker closed: Redis answers and the journal is empty")
             else:
                 self._opened_at = time.monotonic()
+
+
+def _opened() -> None:
+    metrics.breaker_open.set(1)
+    metrics.breaker_transitions.labels("open").inc()

@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from durable_sessions.backends.cached_db import Client as SessionClient
 from durable_sessions.backends.cached_db import SessionStore
+from durable_sessions.metrics import REVOKED
 from durable_sessions.models import UserSession
 from durable_sessions.sealing import storage_key
 from durable_sessions.services import sessions_end
@@ -156,7 +157,7 @@ def test_sessions_end_makes_the_next_request_anonymous(client, ada):
     key = client.session.session_key
     assert client.get("/accounts/me.json").json()["authenticated"] is True
 
-    assert sessions_end([storage_key(key)]) == 1
+    assert sessions_end([storage_key(key)], reason=REVOKED) == 1
 
     assert not in_redis(key)
     assert client.get("/accounts/me.json").json()["authenticated"] is False
@@ -249,7 +250,7 @@ def test_a_reader_racing_an_end_cannot_bring_the_session_back(ada):
     class ReaderRacingAnEnd(SessionStore):
         def _get_session_from_db(self):
             row = super()._get_session_from_db()
-            sessions_end([storage_key(key)])  # revoked between this read and the re-cache
+            sessions_end([storage_key(key)], reason=REVOKED)  # revoked between this read and the re-cache
             return row
 
     ReaderRacingAnEnd(key).load()
@@ -275,6 +276,6 @@ def test_changes_under_the_lock_reach_redis_before_commit(client, make_product):
         # Still inside the transaction: the write is ordered by the row lock,
         # before any end of this session can write its tombstone.
         assert session_cached(key)["cart"][str(kite.pk)]["quantity"] == 2
-    sessions_end([storage_key(key)])
+    sessions_end([storage_key(key)], reason=REVOKED)
 
     assert is_ended(session_cached(key))

@@ -26,7 +26,7 @@ from harness.servers.backing import postgres_base_url, private_redis
 from harness.servers.cluster import cluster_env, prepare_database, products_for_load
 from harness.servers.container import STOP_GRACE_SECONDS, ShopContainer, podman
 from harness.servers.image import BASE_DIR, image_size, image_user
-from harness.testing import PASSWORD, wait_until
+from harness.testing import PASSWORD, access_lines, log_entries, wait_until
 
 pytestmark = pytest.mark.container
 
@@ -167,9 +167,11 @@ def test_cloud_run_contract_port_cold_start_drain_on_sigterm_and_logs(rig, tmp_p
     assert answer["response"].status_code == 302
     assert answer["exit_code"] == 0  # stopped by itself, not SIGKILLed after the grace period
     assert drained_in < min(DRAIN_BUDGET, STOP_GRACE_SECONDS)
-    output = log.read_text()
-    assert '"GET /readyz HTTP/1.1" 200' in output
-    assert output.count(f'"POST /cart/add/{rig.product_id}/ HTTP/1.1" 302') == 2
+    # Its standard output: one JSON object a line, gunicorn's and the shop's, each request's access line among them.
+    entries = log_entries(log)
+    assert all({"severity", "message", "time"} <= entry.keys() for entry in entries)
+    assert access_lines(log, "GET", "/readyz", 200)
+    assert len(access_lines(log, "POST", f"/cart/add/{rig.product_id}/", 302)) == 2
 
     # A new container (a new cold start) finds both additions: the drained request's one was kept.
     container.start(wait=False)

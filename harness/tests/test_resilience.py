@@ -11,7 +11,6 @@ artifacts/resilience.md and printed at the end of the run.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +38,7 @@ from harness.servers.cluster import Cluster, cluster_env, prepare_database, prod
 from harness.servers.container import run_job
 from harness.servers.image import build_image
 from harness.servers.shop import BASE_DIR, ShopServer
+from harness.testing import access_lines
 
 pytestmark = pytest.mark.resilience
 
@@ -205,10 +205,8 @@ def test_6_fifty_concurrent_adds_for_one_session_over_all_instances(rig):
         list(pool.map(add, range(CONCURRENT_ADDS)))
     shopper.basket = {str(product_id): CONCURRENT_ADDS}
     rig.shoppers.append(shopper)
-    served_by = [
-        len(re.findall(rf'"POST /cart/add/{product_id}/ HTTP/1.1" 302', i.log_path.read_text()))
-        for i in rig.cluster.in_rotation
-    ]
+    add_path = f"/cart/add/{product_id}/"
+    served_by = [len(access_lines(i.log_path, "POST", add_path, 302)) for i in rig.cluster.in_rotation]
     finish(rig, outcome)
     assert shopper.client.basket() == {str(product_id): CONCURRENT_ADDS}
     assert all(count > 0 for count in served_by), served_by

@@ -130,6 +130,14 @@ def test_shop_and_admin_work_under_the_content_security_policy(live_shop, page, 
     page.locator("form#user_form").wait_for()  # the change form, with its scripts
     page.goto(live_shop.url + "/admin/password_change/")
     page.get_by_label("Old password").wait_for()
+    # The sessions overview: linked from the admin's index, its charts SVG drawn by the server.
+    page.goto(live_shop.url + "/admin/")
+    page.get_by_role("link", name="Sessions overview").click()
+    assert page.get_by_role("heading", name="Sessions overview").is_visible()
+    assert page.locator("#signed-in-users").inner_text() == "1"
+    assert page.locator("svg[role=img]").count() == 5
+    assert "Chrome" in page.locator("svg[aria-label='Active sessions by browser']").inner_html()
+    shot(page, "08-sessions-overview")
 
     page.evaluate("1")  # a round trip, so any report still in flight has arrived
     assert violations == []

@@ -14,6 +14,7 @@ from django.db.models.functions import Length
 from django.utils import timezone
 
 from durable_sessions.cache.backend import SessionRedisCache, session_cache
+from durable_sessions.metrics import REVOKED
 from durable_sessions.models import UserSession
 from durable_sessions.sealing import seal
 from durable_sessions.services import sessions_end
@@ -105,7 +106,7 @@ class Command(BaseCommand):
         if dry_run:
             self.stdout.write(f"Would end {len(rows)} {what} session(s). Nothing was changed (--dry-run).")
             return
-        ended = sessions_end(key for key, _, _ in rows)
+        ended = sessions_end((key for key, _, _ in rows), reason=REVOKED)
         self.stdout.write(self.style.SUCCESS(f"Ended {ended} {what} session(s) in PostgreSQL and Redis."))
 
     # --- rewarm ------------------------------------------------------------------------
