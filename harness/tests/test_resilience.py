@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 import pytest
+import redis as redis_client
 import requests
 
 from harness.deploy_check.next_release import CHANNEL, RELEASE_NOTE, next_release
@@ -162,6 +163,50 @@ def test_4b_redis_paused_while_baskets_change_and_one_signs_out(rig):
     assert leaving.client.sign_in(leaving.name, PASSWORD).status_code == 302
     leaving.basket = {}  # signing out ends the session and its basket; signing in starts afresh
     finish(rig, outcome)
+
+
+def test_4c_redis_out_of_memory_refusing_writes(rig):
+    outcome = Outcome("4c. Redis out of memory, noeviction")
+    with traffic(rig.shoppers, outcome):
+        run_traffic_for(1)  # Redis fills up mid-traffic
+        rig.redis.cli("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        rig.redis.cli("CONFIG", "SET", "maxmemory", "1")  # every write is refused: OOM
+        try:
+            hold(5)  # the fault: writes fail; sessions come from PostgreSQL, their keys journaled
+            refused = int(info(rig.redis)["errorstat_OOM"].split("=")[1].split(",")[0])
+        finally:
+            rig.redis.cli("CONFIG", "SET", "maxmemory", "0")
+        run_traffic_for(3)  # the breakers probe, replay the journal and close
+    finish(rig, outcome)
+    assert refused > 0
+
+
+def test_4d_redis_out_of_memory_evicting_sessions(rig):
+    outcome = Outcome("4d. Redis out of memory, allkeys-lru")
+    filler = redis_client.Redis(port=rig.redis.port).pipeline(transaction=False)
+    for n in range(4000):  # other keys, in the general cache's database: 4 MB to evict from
+        filler.set(f"filler:{n}", b"x" * 1024)
+    filler.execute()
+    evicted_before = int(info(rig.redis)["evicted_keys"])
+    with traffic(rig.shoppers, outcome):
+        run_traffic_for(1)  # sessions are in Redis beside the filler when it runs short
+        used = int(info(rig.redis)["used_memory"])
+        rig.redis.cli("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+        rig.redis.cli("CONFIG", "SET", "maxmemory", str(used - 2_000_000))  # about half the filler must go
+        try:
+            hold(5)  # the fault: every write evicts; an evicted session reloads from PostgreSQL
+        finally:
+            evicted = int(info(rig.redis)["evicted_keys"]) - evicted_before
+            rig.redis.cli("CONFIG", "SET", "maxmemory", "0")
+        run_traffic_for(1)
+    finish(rig, outcome)
+    assert evicted > 0
+
+
+def info(redis: RedisServer) -> dict[str, str]:
+    """Return Redis's INFO fields (all sections)."""
+    lines = redis.cli("INFO", "everything").splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
 
 
 def test_5_scale_three_to_six_to_two(rig):
