@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test image resilience bench profile cluster cluster-stop lint clean
+.PHONY: run test image resilience soak bench profile cluster cluster-stop lint clean
 N ?= 3
 
 $(BIN)/python:
@@ -45,6 +45,10 @@ cluster: $(VENV)/.test-deps
 
 cluster-stop: $(VENV)/.test-deps
 	$(BIN)/python -m harness.servers.cluster stop
+
+## soak: scripted shoppers for 20 minutes (SOAK_MINUTES), memory and connections at start and end (not in make test)
+soak: $(VENV)/.test-deps
+	$(BIN)/python -m harness.load.soak
 
 ## bench: load the shop with wrk and write BENCHMARKS.md (a benchmark, not a test)
 bench: $(VENV)/.test-deps
