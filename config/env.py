@@ -33,6 +33,9 @@ ALLOWED_HOSTS: list[str] = _env.list("ALLOWED_HOSTS", default=[])
 CSRF_TRUSTED_ORIGINS: list[str] = _env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # TLS is terminated in front of the shop: redirect to https, secure cookies, HSTS.
 HTTPS: bool | None = _env.bool("HTTPS", default=None)
+# A statement that waits longer than this for a lock fails (PostgreSQL's lock_timeout,
+# milliseconds): a change to a busy session answers 429, anything else 503.
+DATABASE_LOCK_TIMEOUT: int = _env.int("DATABASE_LOCK_TIMEOUT", default=2000)
 LOG_LEVEL: str = _env.str("LOG_LEVEL", default="INFO").upper()
 # "json": one JSON object per line (Cloud Logging reads its severity); "text": plain lines.
 # Unset: json in production, text elsewhere.

@@ -23,6 +23,10 @@ DEFAULTS: dict[str, Any] = {
     "ACTIVITY_INTERVAL": 300,
     # Change a session under its row lock. False only to measure what the lock prevents.
     "UPDATE_LOCK": True,
+    # At most this many changes to one session run (wait for its lock) at once in a
+    # process; more are refused (SessionBusy, a 429), so a hot session leaves the
+    # other threads to other shoppers. The database's lock_timeout bounds the wait too.
+    "LOCK_WAITERS": 2,
     # The circuit breaker opens after this many consecutive Redis failures and
     # lets one request probe Redis this often (seconds).
     "BREAKER_FAIL_MAX": 3,

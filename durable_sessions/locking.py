@@ -1,4 +1,4 @@
-"""Lock a session's row and update it, each in one written-out statement.
+"""Lock a session's row and update it, each in one written-out statement; bound the wait for the lock.
 
 They run on every change to a basket, and the ORM spent longer building them
 than PostgreSQL takes to run them. The store's ``locked()`` is their one caller.
@@ -6,12 +6,44 @@ than PostgreSQL takes to run them. The store's ``locked()`` is their one caller.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 from django.contrib.sessions.backends.base import UpdateError
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, OperationalError, connections
 from django.db.models import Model
 from django.utils import timezone
+
+# PostgreSQL's lock_not_available: the statement waited longer than lock_timeout.
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+class SessionBusy(Exception):
+    """A change to this session was refused: its lock stayed busy too long. Nothing was changed; try again."""
+
+
+# This process's changes in progress, per session (storage key): the waiters for one
+# session's lock are bounded, so one hot session cannot hold every worker thread.
+_in_progress: dict[str, int] = {}
+_in_progress_lock = threading.Lock()
+
+
+@contextmanager
+def admitted(key: str, *, limit: int) -> Iterator[None]:
+    """Let the block change session ``key`` if fewer than ``limit`` changes to it run here; else SessionBusy."""
+    with _in_progress_lock:
+        if _in_progress.get(key, 0) >= limit:
+            raise SessionBusy(f"{limit} change(s) to this session already wait for its lock in this process")
+        _in_progress[key] = _in_progress.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        with _in_progress_lock:
+            left = _in_progress.pop(key) - 1
+            if left:
+                _in_progress[key] = left
 
 
 def lock_row(alias: str, model: type[Model], keys: list[str]) -> str | None:
@@ -28,10 +60,16 @@ def lock_row(alias: str, model: type[Model], keys: list[str]) -> str | None:
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     where = f"{pk} = %s" if len(keys) == 1 else f"{pk} IN ({', '.join(['%s'] * len(keys))})"
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {pk}, session_data FROM {table} WHERE {where} AND expire_date > %s{lock}",
-            [*keys, connection.ops.adapt_datetimefield_value(timezone.now())],
-        )
+        try:
+            cursor.execute(
+                f"SELECT {pk}, session_data FROM {table} WHERE {where} AND expire_date > %s{lock}",
+                [*keys, connection.ops.adapt_datetimefield_value(timezone.now())],
+            )
+        except OperationalError as error:
+            # lock_timeout (the database settings) bounds the wait across processes.
+            if getattr(error.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                raise SessionBusy("the session's row lock stayed busy past lock_timeout") from error
+            raise
         rows = dict(cursor.fetchall())
         found = next((key for key in keys if key in rows), None)
         if found is not None and found != keys[0]:

@@ -10,9 +10,12 @@ from django.conf import settings
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.template import TemplateDoesNotExist
 
 from durable_sessions.backends.cached_db import Client, SessionStore
 from durable_sessions.conf import app_settings
+from durable_sessions.locking import SessionBusy
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +23,9 @@ logger = logging.getLogger(__name__)
 # does not is none the shop issued: it is treated as no cookie at all, so odd
 # bytes never reach a query and a made-up value never names anything stored.
 SESSION_KEY_FORMAT = re.compile(r"[a-z0-9]{32}")
+# How long a client refused with SessionBusy should wait before trying again (seconds).
+BUSY_RETRY_AFTER = 1
+BUSY_MESSAGE = "Your basket is busy with another change. Nothing was changed: please try again in a moment."
 
 
 def _valid_ip(value: str) -> str | None:
@@ -75,6 +81,17 @@ class SessionMiddleware(DjangoSessionMiddleware):
         value = request.COOKIES.get(name)
         return value if value is not None and SESSION_KEY_FORMAT.fullmatch(value) else None
 
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """Answer a change refused because its session's lock stayed busy: 429, try again shortly."""
+        if not isinstance(exception, SessionBusy):
+            return None
+        try:
+            response = render(request, "429.html", {"message": BUSY_MESSAGE}, status=429)
+        except TemplateDoesNotExist:
+            response = HttpResponse(BUSY_MESSAGE, status=429, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = str(BUSY_RETRY_AFTER)
+        return response
+
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         session = getattr(request, "session", None)
         # A view may have put another engine's session there: only the shop's has stamps.
@@ -91,7 +108,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return  # nothing to move: it ended, or never existed
         try:
             session.renew()  # saved: Django's middleware sends the cookie under its new name
-        except DatabaseError:
+        except (DatabaseError, SessionBusy):
             logger.warning("could not move a session to the new cookie name", exc_info=True)
             return
         response.delete_cookie(
@@ -108,6 +125,6 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return
         try:
             session.record_activity()
-        except DatabaseError:
+        except (DatabaseError, SessionBusy):
             # The stamp can wait for the next request; the page must not fail for it.
             logger.warning("could not record session activity", exc_info=True)

@@ -100,6 +100,8 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
     # Keep connections across requests, but check them first after a failover.
     _database.update(CONN_MAX_AGE=60, CONN_HEALTH_CHECKS=True)
     _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+    # No request waits on a lock for longer than this (a hot session's row, say).
+    _database["OPTIONS"].setdefault("options", f"-c lock_timeout={env.DATABASE_LOCK_TIMEOUT}")
 elif _database["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite ignores SELECT ... FOR UPDATE; taking the write lock when a
     # transaction begins serialises session updates (durable_sessions/locking.py).

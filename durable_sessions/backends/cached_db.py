@@ -21,7 +21,7 @@ from durable_sessions import metrics
 from durable_sessions import stamps as st
 from durable_sessions.cache.backend import tombstones_write
 from durable_sessions.conf import USER_AGENT_MAX_LENGTH, app_settings
-from durable_sessions.locking import lock_row, update_locked_row
+from durable_sessions.locking import SessionBusy, admitted, lock_row, update_locked_row
 from durable_sessions.sealing import Forged, seal, storage_key, storage_keys, unseal
 
 # Django's own logger for sessions: a failed cache write is logged as its cached_db logs it.
@@ -275,10 +275,19 @@ class SessionStore(CachedDbStore):
             yield self
             return
         using = router.db_for_write(self.model)
+        keys = storage_keys(self.session_key) if self.session_key else []
+        try:
+            with admitted(keys[0], limit=app_settings.LOCK_WAITERS) if keys else nullcontext():
+                yield from self._locked(using, keys)
+        except SessionBusy:
+            metrics.lock_busy.inc()
+            raise
+
+    def _locked(self, using: str, keys: list[str]) -> Iterator[SessionStore]:
+        """Run the block of ``locked()`` in a transaction holding the row's lock (a generator it delegates to)."""
         locked = False
         try:
             with transaction.atomic(using=using):
-                keys = storage_keys(self.session_key) if self.session_key else []
                 waited = time.perf_counter()
                 stored = lock_row(using, self.model, keys) if keys else None
                 if keys:
