@@ -144,10 +144,10 @@ def live_shop(test_database_url, collected_static, transactional_db, tmp_path) -
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """Print the resilience table and the container's figures when this run wrote them."""
+    """Print the resilience tables and the container's figures when this run wrote them."""
     from harness.servers.image import BASE_DIR
 
-    for name in ("resilience", "container"):
+    for name in ("resilience", "postgres-outage", "container"):
         report = BASE_DIR / "artifacts" / f"{name}.md"
         if report.exists() and report.stat().st_mtime >= _RUN_STARTED:
             terminalreporter.write_sep("=", name)

@@ -5,6 +5,9 @@ from django.urls import include, path
 
 from shop import health, metrics
 
+# A database that cannot be reached answers 503 with Retry-After, anything else 500.
+handler500 = "shop.views.server_error"
+
 urlpatterns = [
     # Normally answered by HealthCheckMiddleware; routed too so reverse() works.
     path("healthz", health.healthz, name="healthz"),

@@ -46,11 +46,32 @@ def breaker_status() -> str:
     return breaker_state() or "none"
 
 
+# Whether this process has reached the database since it started.
+_reached = {"database": False}
+
+
+def database_reached(sender, **kwargs) -> None:
+    """Receive connection_created: this process has reached its database."""
+    _reached["database"] = True
+
+
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Say whether the shop can serve: the database must answer; Redis may not."""
+    """Say whether this instance can serve: its database must have answered once; Redis need not.
+
+    Until the database has answered this process (a connection made, or this
+    probe's query), the instance is not ready: a wrong
+    DATABASE_URL or a database not up yet keeps it out of rotation. Once it
+    has, a database outage is reported ("database": "error") but the instance
+    stays ready: every instance shares the one database, so failing readiness
+    would take them all out of the load balancer at once, an outage of its own,
+    while each can still serve signed-in shoppers their warm pages from Redis
+    and answer changes with a clear 503.
+    """
     status = {"database": database_status(), "cache": session_cache_status(), "breaker": breaker_status()}
+    if status["database"] == DATABASE_OK:
+        _reached["database"] = True
     # Without Redis sessions fall back to PostgreSQL, so the instance stays ready.
-    return JsonResponse(status, status=200 if status["database"] == DATABASE_OK else 503)
+    return JsonResponse(status, status=200 if _reached["database"] else 503)
 
 
 PROBES: dict[str, Callable[[HttpRequest], HttpResponse]] = {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template import loader
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -129,3 +133,21 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
     if order is None:
         raise Http404("No such order.")
     return render(request, "shop/order.html", {"order": order})
+
+
+# How long a shopper should wait before trying again while the database cannot be reached (seconds).
+DATABASE_RETRY_AFTER = 5
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Answer an error no view handled: 503 with Retry-After when PostgreSQL cannot be reached, else Django's 500.
+
+    Nothing was changed: every change is written to PostgreSQL first. The page
+    is rendered without a context (as Django's 500 is), since filling one may
+    need the database too.
+    """
+    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+        response = HttpResponse(loader.get_template("503.html").render(), status=503)
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return response
+    return defaults.server_error(request)

@@ -67,7 +67,8 @@ MIDDLEWARE = [
     "durable_sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's, keeping the shopper signed in while PostgreSQL is down (accounts/middleware.py).
+    "accounts.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -99,7 +100,8 @@ else:
 if _database["ENGINE"] == "django.db.backends.postgresql":
     # Keep connections across requests, but check them first after a failover.
     _database.update(CONN_MAX_AGE=60, CONN_HEALTH_CHECKS=True)
-    _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+    # A request finds out within 2 s that PostgreSQL cannot be reached (libpq's least).
+    _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
     # No request waits on a lock for longer than this (a hot session's row, say).
     _database["OPTIONS"].setdefault("options", f"-c lock_timeout={env.DATABASE_LOCK_TIMEOUT}")
 elif _database["ENGINE"] == "django.db.backends.sqlite3":

@@ -252,6 +252,62 @@ class RedisServer:
         return result.stdout.strip()
 
 
+@dataclass
+class PostgresServer:
+    """A private, throwaway PostgreSQL server on its own loopback port, trusting local connections.
+
+    As root it runs as the ``postgres`` user (PostgreSQL refuses root), from the
+    binaries of the machine's installed version.
+    """
+
+    port: int = field(default_factory=free_port)
+    workdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="shop-postgres-"))
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, binary: str, *args: str) -> None:
+        (bindir,) = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1:]
+        command = [f"{bindir}/{binary}", *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def create(self) -> PostgresServer:
+        if not glob.glob("/usr/lib/postgresql/*/bin"):
+            apt_install("postgresql")
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, "postgres", "postgres")
+        self._run("initdb", "-D", f"{self.workdir}/data", "-U", "postgres", "--auth=trust", "--no-sync")
+        return self.start()
+
+    def start(self) -> PostgresServer:
+        options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", f"{self.workdir}/data", "-o", options, "-l", f"{self.workdir}/log", "-w", "start")
+        wait_listening("127.0.0.1", self.port, timeout=30)
+        return self
+
+    def stop(self) -> None:
+        """Stop at once, as an outage does: sessions are cut, nothing is waited for."""
+        self._run("pg_ctl", "-D", f"{self.workdir}/data", "-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        if os.path.exists(f"{self.workdir}/data/postmaster.pid"):
+            self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@contextmanager
+def private_postgres() -> Iterator[PostgresServer]:
+    """Run a private PostgreSQL server for the duration of the block."""
+    server = PostgresServer().create()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
 @contextmanager
 def private_redis() -> Iterator[RedisServer]:
     """Run a private Redis server for the duration of the block."""

@@ -58,7 +58,7 @@ def test_readyz_live_server_ready_then_redis_stopped(test_database_url, redis_se
     assert (degraded.json()["database"], degraded.json()["cache"]) == ("ok", "degraded")
 
 
-def test_readyz_database_down_is_503(redis_server, collected_static):
+def test_readyz_is_503_until_the_database_has_answered_once(redis_server, collected_static):
     down = f"postgres://postgres@127.0.0.1:{free_port()}/shop"
     server = ShopServer(production_env(DATABASE_URL=down, REDIS_URL=redis_server.url)).start()
     try:
