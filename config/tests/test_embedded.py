@@ -70,8 +70,10 @@ def test_shopping_on_the_embedded_default(embedded_shop):
         ).status_code
 
     with ThreadPoolExecutor(max_workers=CONCURRENT_ADDS) as pool:
-        assert list(pool.map(add, range(CONCURRENT_ADDS))) == [302] * CONCURRENT_ADDS
-    assert shopper.get(f"{url}/cart/summary.json", timeout=10).json()["lines"] == {pk: CONCURRENT_ADDS}
+        codes = list(pool.map(add, range(CONCURRENT_ADDS)))
+    # Added, or refused at once with nothing changed (a few wait for the lock at a time); never lost.
+    assert set(codes) <= {302, 429} and 302 in codes
+    assert shopper.get(f"{url}/cart/summary.json", timeout=10).json()["lines"] == {pk: codes.count(302)}
 
     checkout = shopper.get(f"{url}/checkout/", timeout=10).text
     token = re.search(r'name="token" value="([0-9a-f-]+)"', checkout).group(1)
