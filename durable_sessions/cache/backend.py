@@ -74,12 +74,24 @@ class SessionRedisCache(RedisCache):
 
     # --- The guard --------------------------------------------------------------------
     def _guarded(
-        self, call: Callable[[], Any], *, default: Any = None, journal: Iterable[str] = (), read: bool = False
+        self,
+        call: Callable[[], Any],
+        *,
+        default: Any = None,
+        journal: Iterable[str] = (),
+        read: bool = False,
+        counted: bool = False,
     ) -> Any:
-        if not self.breaker.allows():
+        """Call Redis unless the breaker says not to; on failure count it, journal ``journal`` and return ``default``.
+
+        ``read``: a read, which needs a closed breaker (writes go to Redis half-open too).
+        ``counted``: a session read, counted in shop_session_cache_requests_total.
+        """
+        permitted = self.breaker.allows if read else self.breaker.allows_writes
+        if not permitted():
             self._probe()
-            if not self.breaker.allows():
-                if read:
+            if not permitted():
+                if counted:
                     metrics.cache_requests.labels(metrics.SKIPPED).inc()
                 journal_write(journal, self.breaker)
                 return default
@@ -87,7 +99,7 @@ class SessionRedisCache(RedisCache):
             result = call()
         except REDIS_ERRORS:
             logger.warning("session cache call failed; falling back to PostgreSQL", exc_info=True)
-            if read:
+            if counted:
                 metrics.cache_requests.labels(metrics.ERROR).inc()
             self.breaker.record_failure()
             journal_write(journal, self.breaker)
@@ -101,6 +113,7 @@ class SessionRedisCache(RedisCache):
         healthy = False
         try:
             self._redis().ping()
+            self.breaker.reached()
             if self.breaker.unjournaled:
                 pending = set(self.breaker.unjournaled)
                 super().delete_many(list(pending))
@@ -143,7 +156,7 @@ class SessionRedisCache(RedisCache):
             metrics.cache_requests.labels(metrics.MISS if value is _MISSING else metrics.HIT).inc()
             return default if value is _MISSING else value
 
-        return self._guarded(read, default=default, read=True)
+        return self._guarded(read, default=default, read=True, counted=True)
 
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None, nx=False, xx=False):
         return self._guarded(
@@ -176,10 +189,14 @@ class SessionRedisCache(RedisCache):
         return self._guarded(lambda: super(SessionRedisCache, self).delete_many(keys, version), default=0, journal=keys)
 
     def has_key(self, key, version=None, client=None):
-        return self._guarded(lambda: super(SessionRedisCache, self).has_key(key, version, client), default=False)
+        return self._guarded(
+            lambda: super(SessionRedisCache, self).has_key(key, version, client), default=False, read=True
+        )
 
     def get_many(self, keys, version=None, client=None):
-        return self._guarded(lambda: super(SessionRedisCache, self).get_many(keys, version, client), default={})
+        return self._guarded(
+            lambda: super(SessionRedisCache, self).get_many(keys, version, client), default={}, read=True
+        )
 
 
 def tombstones_write(storage_keys: Iterable[str], *, cache) -> None:

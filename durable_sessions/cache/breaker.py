@@ -1,4 +1,4 @@
-"""Stop calling a Redis that keeps failing, and probe it once in a while."""
+"""Stop calling a Redis that keeps failing, probe it once in a while, and let writes back in first."""
 
 from __future__ import annotations
 
@@ -10,11 +10,20 @@ from durable_sessions import metrics
 
 logger = logging.getLogger(__name__)
 
-CLOSED, OPEN = "closed", "open"
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+# How soon a half-open breaker probes again (seconds, at most its reset timeout): the
+# journal it waits to see empty is emptied by every process's probes within moments.
+HALF_OPEN_PROBE_INTERVAL = 0.25
 
 
 class Breaker:
-    """A circuit breaker: closed, or open until a probe succeeds."""
+    """A circuit breaker: closed; open until a probe reaches Redis; half-open until the journal is empty.
+
+    Half-open, writes go to Redis again (a write that fails opens it again)
+    while reads still come from PostgreSQL. Without that step, under steady
+    traffic every process kept journaling the writes it skipped, every probe
+    found the journal refilled, and no breaker closed.
+    """
 
     def __init__(self, *, fail_max: int, reset_timeout: float) -> None:
         self.fail_max = fail_max
@@ -22,6 +31,7 @@ class Breaker:
         self._lock = threading.Lock()
         self._failures = 0
         self._opened_at: float | None = None
+        self._half_open = False
         self._probing = False
         # Bumped by every failure and trip: a probe that started before one
         # must not close the breaker over it.
@@ -32,10 +42,17 @@ class Breaker:
 
     @property
     def state(self) -> str:
-        return CLOSED if self._opened_at is None else OPEN
+        if self._opened_at is None:
+            return CLOSED
+        return HALF_OPEN if self._half_open else OPEN
 
     def allows(self) -> bool:
+        """Whether reads may go to Redis: only while closed."""
         return self._opened_at is None
+
+    def allows_writes(self) -> bool:
+        """Whether writes may go to Redis: while closed or half-open."""
+        return self._opened_at is None or self._half_open
 
     def record_success(self) -> None:
         self._failures = 0
@@ -44,7 +61,9 @@ class Breaker:
         with self._lock:
             self._generation += 1
             self._failures += 1
-            if self._failures >= self.fail_max and self._opened_at is None:
+            if self._half_open:
+                self._reopen()
+            elif self._failures >= self.fail_max and self._opened_at is None:
                 self._opened_at = time.monotonic()
                 _opened()
                 logger.warning("session cache breaker opened after %d failures", self._failures)
@@ -56,6 +75,8 @@ class Breaker:
                 # This process failed to write a key just now. (The watcher's
                 # "journal not empty" is not new: a running probe replays it.)
                 self._generation += 1
+                if self._half_open:
+                    self._reopen()
             if self._opened_at is None:
                 logger.warning("session cache breaker opened: the journal holds keys to repair")
                 self._opened_at = time.monotonic() - (self.reset_timeout if probe_now else 0)
@@ -64,23 +85,36 @@ class Breaker:
     def start_probe(self) -> bool:
         """Return True for the one caller that should probe now."""
         with self._lock:
-            due = self._opened_at is not None and time.monotonic() - self._opened_at >= self.reset_timeout
+            wait = min(self.reset_timeout, HALF_OPEN_PROBE_INTERVAL) if self._half_open else self.reset_timeout
+            due = self._opened_at is not None and time.monotonic() - self._opened_at >= wait
             if not due or self._probing:
                 return False
             self._probing = True
             self._probe_generation = self._generation
             return True
 
+    def reached(self) -> None:
+        """The probe reached Redis: writes may go there again while it repairs the journal (half-open)."""
+        with self._lock:
+            if self._opened_at is not None and self._generation == self._probe_generation:
+                self._half_open = True
+
     def end_probe(self, *, healthy: bool) -> None:
         with self._lock:
             self._probing = False
             if healthy and self._generation == self._probe_generation:
-                self._opened_at, self._failures = None, 0
+                self._opened_at, self._failures, self._half_open = None, 0, False
                 metrics.breaker_open.set(0)
                 metrics.breaker_transitions.labels("closed").inc()
                 logger.warning("session cache breaker closed: Redis answers and the journal is empty")
             else:
                 self._opened_at = time.monotonic()
+
+    def _reopen(self) -> None:
+        # Called with the lock held: a write failed while half-open.
+        self._half_open = False
+        self._opened_at = time.monotonic()
+        logger.warning("session cache breaker open again: a write failed while half-open")
 
 
 def _opened() -> None:

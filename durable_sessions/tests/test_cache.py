@@ -8,7 +8,7 @@ import pytest
 from django.test import Client, override_settings
 
 from config.caches import SESSION_CACHE_ALIAS, build_caches
-from durable_sessions.cache.breaker import CLOSED, OPEN, Breaker
+from durable_sessions.cache.breaker import CLOSED, HALF_OPEN, OPEN, Breaker
 from durable_sessions.cache.journal import JournalWatcher
 from durable_sessions.models import SessionCacheJournal
 from harness.load.shopper import Shopper
@@ -204,3 +204,27 @@ def test_a_probe_never_closes_the_breaker_over_a_failure_during_it():
     assert breaker.start_probe()
     breaker.end_probe(healthy=True)
     assert breaker.state == CLOSED
+
+
+def test_half_open_lets_writes_through_while_reads_wait_for_the_journal():
+    breaker = Breaker(fail_max=1, reset_timeout=0)
+    breaker.record_failure()
+    assert breaker.state == OPEN and not breaker.allows_writes()
+
+    assert breaker.start_probe()
+    breaker.reached()  # the probe's PING answered
+    assert breaker.state == HALF_OPEN
+    assert breaker.allows_writes() and not breaker.allows()  # reads wait for the journal to be empty
+    breaker.end_probe(healthy=False)  # another process's journal rows are still there
+    assert breaker.state == HALF_OPEN
+
+    assert breaker.start_probe()
+    breaker.record_failure()  # a write failed while half-open
+    assert breaker.state == OPEN and not breaker.allows_writes()
+    breaker.end_probe(healthy=True)  # the probe began before that failure: it closes nothing
+    assert breaker.state == OPEN
+
+    assert breaker.start_probe()
+    breaker.reached()
+    breaker.end_probe(healthy=True)
+    assert breaker.state == CLOSED and breaker.allows()

@@ -27,11 +27,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
+
 from harness.servers.backing import ServiceUnavailable, apt_install, database_recreate, free_port, wait_listening
 from harness.servers.container import ShopContainer, run_job
 from harness.servers.shop import BASE_DIR, ShopServer, collectstatic, production_env
 
 NGINX = "/usr/sbin/nginx"
+# The bearer token of the harness's instances' /metrics.
+METRICS_TOKEN = "harness-metrics-token"
 STATE_FILE = BASE_DIR / ".cluster" / "state.json"
 WORKERS_PER_INSTANCE = 2
 
@@ -89,8 +93,21 @@ def cluster_env(database_url: str, redis_url: str, **extra: str) -> dict[str, st
         REDIS_URL=redis_url,
         CLIENT_IP_HEADER="X-Forwarded-For",
         TRUSTED_PROXY_COUNT="1",
+        METRICS_TOKEN=METRICS_TOKEN,
         **extra,
     )
+
+
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    """Return an instance's metrics, by (sample name, sorted labels)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=5).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 @dataclass
@@ -215,6 +232,17 @@ class Cluster:
             self.drain(instance)
             instance.stop(signal.SIGTERM)
             self.instances.remove(instance)
+
+    def breakers_open(self) -> int:
+        """Return how many worker processes of the instances in rotation have their session cache breaker open."""
+        return int(
+            sum(
+                value
+                for instance in self.in_rotation
+                for (name, _), value in scrape(instance.url).items()
+                if name == "shop_session_breaker_open"
+            )
+        )
 
     # --- nginx ---------------------------------------------------------------------------
     def _write_conf(self) -> None:

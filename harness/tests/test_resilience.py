@@ -42,7 +42,7 @@ from harness.servers.cluster import Cluster, cluster_env, prepare_database, prod
 from harness.servers.container import run_job
 from harness.servers.image import build_image
 from harness.servers.shop import BASE_DIR, ShopServer
-from harness.testing import access_lines
+from harness.testing import access_lines, wait_until
 
 pytestmark = pytest.mark.resilience
 
@@ -145,9 +145,19 @@ def test_4a_redis_stopped_for_ten_seconds(rig):
         run_traffic_for(1)  # Redis stops mid-traffic
         rig.redis.stop()
         hold(10)  # the fault: Redis stays stopped 10 s while shoppers shop
+        open_during = rig.cluster.breakers_open()
         rig.redis.start()  # returns once it listens
-        run_traffic_for(3)  # shoppers shop on as the instances' breakers probe the returned Redis
+        returned = time.monotonic()
+        # Shoppers shop on as the instances' breakers probe the returned Redis, replay the journal and close.
+        wait_until(lambda: rig.cluster.breakers_open() == 0, timeout=120, interval=0.25)
+        closed_after = time.monotonic() - returned
+        run_traffic_for(1)
+    rig.notes.append(
+        f"4a: {open_during} worker breakers were open with Redis stopped; all closed {closed_after:.1f} s "
+        "after Redis returned, under traffic."
+    )
     finish(rig, outcome)
+    assert open_during > 0
 
 
 def test_4b_redis_paused_while_baskets_change_and_one_signs_out(rig):
