@@ -16,6 +16,9 @@ from shop.models import Order, OrderLine, Product
 from shop.product_cache import products_forget
 
 ORDERS_SESSION_KEY = "orders"
+# The session keeps the ids of this many of its latest orders (an anonymous shopper's
+# way back to them): without a bound it grew with every checkout, and so did each read of it.
+ORDERS_KEPT_IN_SESSION = 50
 
 
 class CheckoutError(Exception):
@@ -98,5 +101,5 @@ def order_place(
             Product.objects.filter(pk=pk).update(stock=F("stock") - quantity)
         products_forget(wanted)
         cart.clear()
-        session[ORDERS_SESSION_KEY] = [*session_order_ids(session), order.pk]
+        session[ORDERS_SESSION_KEY] = [*session_order_ids(session), order.pk][-ORDERS_KEPT_IN_SESSION:]
     return order

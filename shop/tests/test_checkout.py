@@ -136,3 +136,21 @@ def test_an_overlong_email_is_a_form_error_not_a_crash(client, filled):
     assert response.status_code == 200
     assert 'id="id_email-error"' in response.content.decode()
     assert not Order.objects.exists()
+
+
+def test_the_session_keeps_only_its_latest_orders(client, filled):
+    from durable_sessions.backends.cached_db import SessionStore
+    from harness.testing import session_row
+    from shop.services import ORDERS_KEPT_IN_SESSION, ORDERS_SESSION_KEY
+
+    key = client.cookies["sessionid"].value
+    session = SessionStore(key)
+    session[ORDERS_SESSION_KEY] = list(range(1, ORDERS_KEPT_IN_SESSION + 1))  # as if it had ordered that often
+    session.save()
+
+    checkout(client)
+
+    kept = session_row(key).get_decoded()[ORDERS_SESSION_KEY]
+    newest = Order.objects.get().pk
+    assert kept == [*range(2, ORDERS_KEPT_IN_SESSION + 1), newest]
+    assert client.get(f"/orders/{newest}/").status_code == 200
