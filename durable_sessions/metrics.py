@@ -3,14 +3,13 @@
 Under gunicorn every worker keeps its own figures; with
 ``PROMETHEUS_MULTIPROC_DIR`` set (config/gunicorn.conf.py sets it) the
 client writes them to files there, and a scrape sums them over the workers.
-The journal's size is read from PostgreSQL when scraped: it is one number for
-every process, not a figure any of them counts.
+The journal's size is read from PostgreSQL when scraped (cache.journal's
+JournalCollector): one number for every process, not a figure any of them counts.
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
 
 HIT, MISS, ERROR, SKIPPED = "hit", "miss", "error", "skipped"
 # Why a session ended (shop_sessions_ended_total's reason, and SessionEnd.reason).
@@ -40,14 +39,3 @@ for _state in ("open", "closed"):
     breaker_transitions.labels(_state)
 for _reason in END_REASONS:
     sessions_ended.labels(_reason)
-
-
-class JournalCollector:
-    """Report the keys waiting in the journal of the session cache, as read at scrape time."""
-
-    def collect(self):
-        from durable_sessions.models import SessionCacheJournal
-
-        pending = GaugeMetricFamily("shop_session_journal_pending", "Session cache keys waiting in the journal.")
-        pending.add_metric([], SessionCacheJournal.objects.count())
-        yield pending

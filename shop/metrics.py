@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from durable_sessions.metrics import JournalCollector
+from durable_sessions.cache.journal import JournalCollector
 
 # Labels by view name, never by URL: one series per page, whatever the product or order.
 request_duration = Histogram(

@@ -73,6 +73,17 @@ def journal_is_empty() -> bool:
     return not _journal_model().objects.exists()
 
 
+class JournalCollector:
+    """Report the keys waiting in the journal as a Prometheus gauge, read from PostgreSQL at scrape time."""
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        pending = GaugeMetricFamily("shop_session_journal_pending", "Session cache keys waiting in the journal.")
+        pending.add_metric([], _journal_model().objects.count())
+        yield pending
+
+
 class JournalWatcher(threading.Thread):
     """Open this process's breaker whenever any process has journaled a key."""
 

@@ -134,8 +134,10 @@ def test_a_container_writes_nothing_to_its_file_system_even_when_it_may(rig, tmp
 # --- Cloud Run's contract ---------------------------------------------------------------------------------
 def test_cloud_run_contract_port_cold_start_drain_on_sigterm_and_logs(rig, tmp_path):
     log = tmp_path / "container.log"
-    # Any UID, as some platforms assign; $PORT is a port of the harness's choosing.
-    container = ShopContainer(rig.env, image=rig.image, user="54321", workers=2, log_path=log).start(wait=False)
+    # Any UID, as some platforms assign; $PORT is a port of the harness's choosing. The request held in
+    # flight below waits on a lock longer than the default lock_timeout would let it.
+    env = {**rig.env, "DATABASE_LOCK_TIMEOUT": "20000"}
+    container = ShopContainer(env, image=rig.image, user="54321", workers=2, log_path=log).start(wait=False)
     cold_start = ready_after_start(container)
     rig.figures["cold start, container start to first /readyz 200"] = f"{cold_start:.2f} s"
     assert cold_start < startup_budget()
