@@ -78,7 +78,7 @@ def shop_through_the_outage(shopper: ScriptedShopper, stop: threading.Event, dur
 
 
 def test_postgres_stopped_for_ten_seconds(shop_image):
-    outcome = Outcome("9. PostgreSQL stopped 10 s, started")
+    outcome = Outcome("8. PostgreSQL stopped 10 s, started")
     with private_postgres() as postgres, private_redis() as redis:
         database_url = postgres.url.rsplit("/", 1)[0] + "/shop"
         env = cluster_env(database_url, redis.url)
@@ -126,7 +126,7 @@ def test_postgres_stopped_for_ten_seconds(shop_image):
 
     counts = during.counts
     note = (
-        f"9: while PostgreSQL was stopped ({restarted_at - stopped_at:.0f} s): {counts['basket page served']} warm "
+        f"8: while PostgreSQL was stopped ({restarted_at - stopped_at:.0f} s): {counts['basket page served']} warm "
         f"basket pages served, {counts['basket page failed']} failed; {counts['signed in']} answers said signed in, "
         f"{counts['signed out']} signed out; {counts['change refused with 503']} changes refused with 503 and "
         f"Retry-After (slowest answer {during.slowest_refusal:.2f} s), {counts['change failed']} failed otherwise; "
