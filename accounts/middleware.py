@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import SESSION_KEY, get_user
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
 from django.contrib.auth.models import AnonymousUser
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
@@ -20,11 +20,19 @@ class SnapshotUser(AnonymousUser):
     that needs the real user queries the database, fails, and answers 503.
     """
 
+    email = ""
+
     def __init__(self, user_id: int, username: str) -> None:
         self.id = self.pk = user_id
         self.username = username
 
     def __str__(self) -> str:
+        return self.username
+
+    def get_full_name(self) -> str:
+        return ""
+
+    def get_short_name(self) -> str:
         return self.username
 
     @property
@@ -44,12 +52,17 @@ def user_snapshot_record(sender, request, user, **kwargs) -> None:
 
 
 def user_or_snapshot(request: HttpRequest):
-    """Return the session's user from PostgreSQL; while it cannot be reached, the session's snapshot of them."""
+    """Return the session's user from PostgreSQL; while it cannot be reached, the session's snapshot of them.
+
+    Then ``request.database_unreachable`` is True: whatever fails later in the
+    request answers 503 (shop.views.server_error), not 500.
+    """
     try:
         return get_user(request)
-    except DatabaseError:
+    except (OperationalError, InterfaceError):
         snapshot = request.session.get(USER_SNAPSHOT_SESSION_KEY)
         if isinstance(snapshot, dict) and str(snapshot.get("id")) == str(request.session.get(SESSION_KEY)):
+            request.database_unreachable = True
             return SnapshotUser(int(snapshot["id"]), str(snapshot.get("username", "")))
         raise
 

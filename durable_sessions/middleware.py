@@ -95,7 +95,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         session = getattr(request, "session", None)
         # A view may have put another engine's session there: only the shop's has stamps.
-        if isinstance(session, SessionStore) and response.status_code < 500:
+        # Not after a 429 either: the session's lock is busy, and the stamp can wait.
+        if isinstance(session, SessionStore) and response.status_code < 500 and response.status_code != 429:
             self._touch_if_due(session)
             if session.moves_cookie:
                 self._move_cookie(session, response)

@@ -31,7 +31,8 @@ def sessions_end(session_keys: Iterable[str], *, reason: str) -> int:
         batch = keys[start : start + END_BATCH_SIZE]
         with transaction.atomic():
             rows = UserSession.objects.filter(session_key__in=batch)
-            ended = list(rows.values_list("created_at", "authenticated_at"))
+            # Locked: a concurrent end of the same rows waits, then finds them gone and records nothing.
+            ended = list(rows.select_for_update().values_list("created_at", "authenticated_at"))
             removed += rows.delete()[0]
             session_ends_record(reason=reason, sessions=ended)
             transaction.on_commit(lambda batch=batch: tombstones_write(batch, cache=cache))

@@ -146,7 +146,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
     is rendered without a context (as Django's 500 is), since filling one may
     need the database too.
     """
-    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+    unreachable = getattr(request, "database_unreachable", False)  # set by accounts.middleware
+    if unreachable or isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
         response = HttpResponse(loader.get_template("503.html").render(), status=503)
         response["Retry-After"] = str(DATABASE_RETRY_AFTER)
         return response

@@ -166,8 +166,9 @@ class SessionStore(CachedDbStore):
         # Stamps alone count: a session whose data was emptied still times out.
         reason = st.stale_reason(data, self._stamps) if payload else None
         if reason:
-            self.record_end(reason)
-            self.delete()
+            with transaction.atomic(using=router.db_for_write(self.model)):
+                if self.delete():  # only the request that removed the row records the end
+                    self.record_end(reason)
             self._session_key, self._stamps = None, {}
             return {}
         return data
@@ -194,7 +195,7 @@ class SessionStore(CachedDbStore):
             transaction.on_commit(metrics.sessions_started.inc, using=router.db_for_write(self.model))
 
     def cycle_key(self):
-        self._cycling = True
+        self._cycling = self.session_key is not None  # without a key, the new one does start a session
         try:
             super().cycle_key()
         finally:
@@ -232,9 +233,10 @@ class SessionStore(CachedDbStore):
         if session_key is None:
             return
         keys = storage_keys(session_key)
-        self.model.objects.filter(session_key__in=keys).delete()
+        removed = self.model.objects.filter(session_key__in=keys).delete()[0]
         cache = self._cache
         transaction.on_commit(lambda: tombstones_write(keys[:1], cache=cache))
+        return removed
 
     async def adelete(self, session_key=None):
         await sync_to_async(self.delete)(session_key)
@@ -289,9 +291,11 @@ class SessionStore(CachedDbStore):
         try:
             with transaction.atomic(using=using):
                 waited = time.perf_counter()
-                stored = lock_row(using, self.model, keys) if keys else None
-                if keys:
-                    metrics.lock_wait.observe(time.perf_counter() - waited)
+                try:
+                    stored = lock_row(using, self.model, keys) if keys else None
+                finally:  # a wait that ended in SessionBusy counts too
+                    if keys:
+                        metrics.lock_wait.observe(time.perf_counter() - waited)
                 if stored is None and self.session_key:
                     # Ended meanwhile, or never was (a made-up cookie): only a session
                     # someone may still read from Redis needs a tombstone.
@@ -409,26 +413,41 @@ class SessionStore(CachedDbStore):
 
     # --- Housekeeping ---------------------------------------------------------------------------
     @classmethod
-    def expired_keys(cls) -> list[str]:
-        """Return the keys of sessions past their expiry or absolute lifetime."""
+    def expired_keys_by_reason(cls) -> dict[str, list[str]]:
+        """Return the keys of sessions that are over, by why: past their absolute lifetime, a staff
+        session's idle timeout, or their expiry (the idle timeout every save slides)."""
         now = timezone.now()
         absolute = now - timedelta(seconds=app_settings.ABSOLUTE_LIFETIME)
         staff_absolute = now - timedelta(seconds=app_settings.STAFF_ABSOLUTE_LIFETIME)
         staff_idle = now - timedelta(seconds=app_settings.STAFF_IDLE_TIMEOUT)
         rows = cls.get_model_class().objects
-        expired = (
-            rows.filter(expire_date__lt=now)
-            | rows.filter(authenticated_at__lt=absolute)
-            | rows.filter(user__is_staff=True, authenticated_at__lt=staff_absolute)
-            | rows.filter(user__is_staff=True, last_activity__lt=staff_idle)
-        )
-        return list(expired.values_list("session_key", flat=True))
+        found: dict[str, str] = {}
+        for reason, over in (
+            (metrics.EXPIRED, rows.filter(expire_date__lt=now)),
+            (metrics.IDLE, rows.filter(user__is_staff=True, last_activity__lt=staff_idle)),
+            (
+                metrics.LIFETIME,
+                rows.filter(authenticated_at__lt=absolute)
+                | rows.filter(user__is_staff=True, authenticated_at__lt=staff_absolute),
+            ),
+        ):
+            found.update(dict.fromkeys(over.values_list("session_key", flat=True), reason))  # the last reason wins
+        by_reason: dict[str, list[str]] = {}
+        for key, reason in found.items():
+            by_reason.setdefault(reason, []).append(key)
+        return by_reason
+
+    @classmethod
+    def expired_keys(cls) -> list[str]:
+        """Return the keys of sessions past their expiry or absolute lifetime."""
+        return [key for keys in cls.expired_keys_by_reason().values() for key in keys]
 
     @classmethod
     def clear_expired(cls):
         from durable_sessions.services import session_ends_prune, sessions_end
 
-        sessions_end(cls.expired_keys(), reason=metrics.EXPIRED)
+        for reason, keys in cls.expired_keys_by_reason().items():
+            sessions_end(keys, reason=reason)
         session_ends_prune()
 
     @classmethod

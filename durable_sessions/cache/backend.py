@@ -166,9 +166,12 @@ class SessionRedisCache(RedisCache):
         )
 
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None):
-        # A failed ADD leaves nothing newer behind than what Redis had: no journal.
+        # A failed ADD leaves nothing newer behind than what Redis had: no journal. It
+        # re-caches what a reader found in PostgreSQL, so like a read it waits for a
+        # closed breaker: half-open, it could land after the replay deleted a key
+        # another process changed meanwhile, and put the older copy back.
         return self._guarded(
-            lambda: super(SessionRedisCache, self).add(key, value, timeout, version, client), default=False
+            lambda: super(SessionRedisCache, self).add(key, value, timeout, version, client), default=False, read=True
         )
 
     def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None, client=None):

@@ -160,3 +160,37 @@ def test_a_password_change_ends_the_other_sessions_for_that_reason(ada):
     assert ended() == 1
     assert phone.get("/accounts/me.json").json()["authenticated"] is False
     assert SESSION_KEY in session_row(laptop.cookies["sessionid"].value).get_decoded()
+
+
+@pytest.mark.django_db
+def test_signing_in_without_a_session_starts_one(ada):
+    started = Delta("shop_sessions_started_total")
+
+    sign_in(Client())  # the sign-in page's GET leaves no session: the sign-in makes the first
+
+    assert started() == 1
+
+
+@pytest.mark.django_db
+def test_housekeeping_ends_sessions_for_the_reason_they_are_over(ada, make_product):
+    from django.utils import timezone
+
+    from durable_sessions.backends.cached_db import SessionStore
+    from durable_sessions.metrics import EXPIRED, LIFETIME
+    from durable_sessions.models import UserSession
+
+    signed_in, anonymous = Client(), Client()
+    sign_in(signed_in)
+    anonymous.post(f"/cart/add/{make_product().pk}/")
+    session_backdate(signed_in.cookies["sessionid"].value, authenticated_at=1)  # signed in decades ago
+    stale = session_row(anonymous.cookies["sessionid"].value).session_key
+    UserSession.objects.filter(session_key=stale).update(expire_date=timezone.now())
+    lifetime, expired = (
+        Delta("shop_sessions_ended_total", reason=LIFETIME),
+        Delta("shop_sessions_ended_total", reason=EXPIRED),
+    )
+
+    SessionStore.clear_expired()
+
+    assert (lifetime(), expired()) == (1, 1)
+    assert sorted(SessionEnd.objects.values_list("reason", flat=True)) == [EXPIRED, LIFETIME]

@@ -28,6 +28,7 @@ OUTAGE = 10.0
 # A change that cannot be made must be answered this fast (connect_timeout is 2 s).
 ANSWER_WITHIN = 2.0
 REPORT = BASE_DIR / "artifacts" / "postgres-outage.md"
+PAGES_THAT_MAY_NEED_SQL = ("/checkout/", "/accounts/", "/accounts/sessions/", "/")
 
 
 @dataclass
@@ -55,6 +56,12 @@ def shop_through_the_outage(shopper: ScriptedShopper, stop: threading.Event, dur
         during.count(
             "basket page served" if ok else "basket page failed", failed=not ok, detail=str(basket.status_code)
         )
+        for path in PAGES_THAT_MAY_NEED_SQL:  # served if they need none, else a clear 503: never a 500
+            page = shopper.client.get(path)
+            if page.status_code == 200 or (page.status_code == 503 and page.headers.get("Retry-After")):
+                during.count(f"other page {page.status_code}")
+            else:
+                during.count("other page failed", failed=True, detail=f"{path} {page.status_code}")
         me = shopper.client.get("/accounts/me.json")
         signed_in = me.status_code == 200 and me.json()["authenticated"]
         during.count("signed in" if signed_in else "signed out", failed=not signed_in, detail=me.text[:80])
@@ -128,7 +135,9 @@ def test_postgres_stopped_for_ten_seconds(shop_image):
     note = (
         f"8: while PostgreSQL was stopped ({restarted_at - stopped_at:.0f} s): {counts['basket page served']} warm "
         f"basket pages served, {counts['basket page failed']} failed; {counts['signed in']} answers said signed in, "
-        f"{counts['signed out']} signed out; {counts['change refused with 503']} changes refused with 503 and "
+        f"{counts['signed out']} signed out; other pages: {counts['other page 200']} served, "
+        f"{counts['other page 503']} answered 503 with Retry-After, {counts['other page failed']} failed; "
+        f"{counts['change refused with 503']} changes refused with 503 and "
         f"Retry-After (slowest answer {during.slowest_refusal:.2f} s), {counts['change failed']} failed otherwise; "
         f"/readyz {[r.status_code for r in readiness]}; changes went through again {recovered_in:.1f} s after it "
         "was started, without a restart."
