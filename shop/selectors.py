@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Q, QuerySet
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
+from django.db import connection
+from django.db.models import F, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from shop.models import Category, Order, Product
 
 SEARCH_MAX_LENGTH = 100
+# A search needs at least one word of this many letters or digits.
+SEARCH_MIN_WORD = 2
+WORD = re.compile(r"[^\W_]{2,}")
 
 
 def clean_query(raw: str) -> str:
@@ -29,12 +36,59 @@ def product_list(*, category: Category | None = None) -> QuerySet[Product]:
     return products.order_by("name", "id")
 
 
+def searchable(query: str) -> bool:
+    """Return whether ``query`` holds a word to search for (not only punctuation or single letters)."""
+    return any(sum(c.isalnum() for c in word) >= SEARCH_MIN_WORD for word in query.split())
+
+
 def product_search(*, query: str) -> QuerySet[Product]:
-    """Return active products whose name or description contains ``query``."""
+    """Return active products matching ``query``, best first.
+
+    On PostgreSQL: full-text search over name (weighted first) and
+    description, words in any order, stemmed ("mugs" finds "mug"), ranked,
+    through the stored vector's index. When that finds nothing, a word may be
+    misspelt: each is replaced by the closest word of the catalogue by
+    trigrams ("choclate" by "chocolate"), and the search runs again. Elsewhere
+    (the embedded SQLite default): name or description containing ``query``.
+    """
     query = clean_query(query)
-    if not query:
+    if not searchable(query):
         return Product.objects.none()
-    return product_list().filter(Q(name__icontains=query) | Q(description__icontains=query))
+    if connection.vendor != "postgresql":
+        return product_list().filter(Q(name__icontains=query) | Q(description__icontains=query))
+    found = _full_text(query)
+    if found.exists():
+        return found
+    corrected = search_words_closest(query)
+    return _full_text(corrected) if corrected != query else found
+
+
+def _full_text(query: str) -> QuerySet[Product]:
+    words = SearchQuery(query, search_type="websearch", config="english")
+    vector = RawSQL('"shop_product"."search_vector"', [], output_field=SearchVectorField())
+    return (
+        product_list()
+        .annotate(vector=vector)
+        .filter(vector=words)
+        .annotate(rank=SearchRank(F("vector"), words))
+        .order_by("-rank", "name", "id")
+    )
+
+
+def search_words_closest(query: str) -> str:
+    """Return ``query`` with each word replaced by the catalogue's closest word by trigrams (one query)."""
+    words = WORD.findall(query.lower())
+    if not words:
+        return query
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT asked, (SELECT word FROM shop_searchword WHERE word %% asked
+                              ORDER BY similarity(word, asked) DESC, word LIMIT 1)
+               FROM unnest(%s::text[]) AS asked""",
+            [words],
+        )
+        closest = dict(cursor.fetchall())
+    return " ".join(closest.get(word) or word for word in words)
 
 
 def products_in_order(*, ids: Iterable[int]) -> list[Product]:

@@ -65,10 +65,15 @@ def category_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
     query = selectors.clean_query(request.GET.get("q", ""))
+    searchable = selectors.searchable(query)
     return render(
         request,
         "shop/search.html",
-        {"query": query, "page": _page(request, selectors.product_search(query=query)) if query else None},
+        {
+            "query": query,
+            "searchable": searchable,
+            "page": _page(request, selectors.product_search(query=query)) if searchable else None,
+        },
     )
 
 

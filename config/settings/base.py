@@ -12,6 +12,15 @@ from config.caches import SESSION_CACHE_ALIAS as _SESSION_CACHE_ALIAS
 from config.caches import Sentinel, build_caches
 from config.logs import build_logging
 
+
+def postgres_options(lock_timeout_ms: int) -> str:
+    """Return the options every PostgreSQL connection starts with."""
+    # No request waits on a lock longer than lock_timeout (a hot session's row, say). A
+    # misspelt word still finds its product: "choclate" is 0.58 like "chocolate" by
+    # trigrams, under pg_trgm's default word similarity threshold of 0.6.
+    return f"-c lock_timeout={lock_timeout_ms} -c pg_trgm.word_similarity_threshold=0.5"
+
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Local state of the embedded default (SQLite); git-ignored, never used in production.
 DATA_DIR = BASE_DIR / "data"
@@ -46,6 +55,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "csp",  # only for its system checks of CONTENT_SECURITY_POLICY
+    "django.contrib.postgres",  # search lookups (shop.selectors); harmless on SQLite
     "durable_sessions",
     "accounts",
     "shop",
@@ -103,7 +113,7 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
     # A request finds out within 2 s that PostgreSQL cannot be reached (libpq's least).
     _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
     # No request waits on a lock for longer than this (a hot session's row, say).
-    _database["OPTIONS"].setdefault("options", f"-c lock_timeout={env.DATABASE_LOCK_TIMEOUT}")
+    _database["OPTIONS"].setdefault("options", postgres_options(env.DATABASE_LOCK_TIMEOUT))
 elif _database["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite ignores SELECT ... FOR UPDATE; taking the write lock when a
     # transaction begins serialises session updates (durable_sessions/locking.py).

@@ -19,7 +19,7 @@ ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 # the machine's own. Databases 10 and 11 keep test keys apart from a local shop's.
 _database = environ.Env.db_url_config(env.DATABASE_URL or "postgres://postgres@127.0.0.1:5432/shop")
 _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
-_database["OPTIONS"].setdefault("options", f"-c lock_timeout={env.DATABASE_LOCK_TIMEOUT}")
+_database["OPTIONS"].setdefault("options", postgres_options(env.DATABASE_LOCK_TIMEOUT))  # noqa: F405
 DATABASES = {"default": _database}
 TEST_REDIS_URL = env.REDIS_URL or "redis://127.0.0.1:6379/10"
 CACHES = build_caches(TEST_REDIS_URL, session_db=env.REDIS_SESSION_DB)

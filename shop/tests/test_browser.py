@@ -59,6 +59,10 @@ def test_shopper_browses_adds_two_products_changes_quantity_and_checks_out(live_
     assert page.locator("#basket-count").inner_text() == "2"
     shot(page, "02-added-kite")
 
+    page.get_by_label("Search products").fill("harbor mug")  # a typo
+    page.get_by_role("button", name="Search").click()
+    assert page.get_by_role("link", name="Harbour Mug").first.is_visible()
+    shot(page, "02b-search-with-a-typo")
     page.get_by_label("Search products").fill("mug")
     page.get_by_role("button", name="Search").click()
     page.get_by_role("link", name="Harbour Mug").first.click()
