@@ -17,7 +17,7 @@ from shop.product_cache import products_forget
 
 ORDERS_SESSION_KEY = "orders"
 # The session keeps the ids of this many of its latest orders (an anonymous shopper's
-# way back to them): without a bound it grew with every checkout, and so did each read of it.
+# way back to them): without a bound it grows with every checkout, and so does each read of it.
 ORDERS_KEPT_IN_SESSION = 50
 
 

@@ -21,8 +21,8 @@ class Breaker:
 
     Half-open, writes go to Redis again (a write that fails opens it again)
     while reads still come from PostgreSQL. Without that step, under steady
-    traffic every process kept journaling the writes it skipped, every probe
-    found the journal refilled, and no breaker closed.
+    traffic every open process keeps journaling the writes it skips, every
+    probe finds the journal refilled, and no breaker closes.
     """
 
     def __init__(self, *, fail_max: int, reset_timeout: float) -> None:
