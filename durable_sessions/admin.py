@@ -111,10 +111,9 @@ class UserSessionAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         overview = session_overview()
-        hourly = [(f"{hour:%H}", n) for hour, n in overview.sessions_started]
         charts = [
-            bar_chart("Sessions started per hour, last 24 hours (UTC)", hourly),
-            bar_chart("Sign-ins per hour, last 24 hours (UTC)", [(f"{h:%H}", n) for h, n in overview.sign_ins]),
+            bar_chart("Sessions started per hour, last 24 hours (UTC)", _by_hour(overview.sessions_started)),
+            bar_chart("Sign-ins per hour, last 24 hours (UTC)", _by_hour(overview.sign_ins)),
             bar_chart("Ended sessions by reason, last 24 hours", overview.ended_by_reason),
             bar_chart("Active sessions by browser", overview.browsers),
             bar_chart("Active sessions by system", overview.systems),
@@ -147,3 +146,8 @@ class UserSessionAdmin(admin.ModelAdmin):
         keys = UserSession.objects.filter(user_id__in=user_ids).values_list("session_key", flat=True)
         ended = sessions_end(keys, reason=REVOKED)
         self.message_user(request, f"Signed out {len(user_ids)} user(s): {ended} session(s) ended.", messages.SUCCESS)
+
+
+def _by_hour(series: list) -> list[tuple[str, int]]:
+    """Label each (hour, count) by its hour of the day."""
+    return [(f"{hour:%H}", n) for hour, n in series]

@@ -438,11 +438,6 @@ class SessionStore(CachedDbStore):
         return by_reason
 
     @classmethod
-    def expired_keys(cls) -> list[str]:
-        """Return the keys of sessions past their expiry or absolute lifetime."""
-        return [key for keys in cls.expired_keys_by_reason().values() for key in keys]
-
-    @classmethod
     def clear_expired(cls):
         from durable_sessions.services import session_ends_prune, sessions_end
 

@@ -98,11 +98,13 @@ def cluster_env(database_url: str, redis_url: str, **extra: str) -> dict[str, st
     )
 
 
-def scrape(url: str) -> dict[tuple[str, tuple], float]:
+def scrape(url: str, token: str = METRICS_TOKEN) -> dict[tuple[str, tuple], float]:
     """Return an instance's metrics, by (sample name, sorted labels)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = requests.get(f"{url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=5).text
+    response = requests.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    response.raise_for_status()
+    text = response.text
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)
