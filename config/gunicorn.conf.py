@@ -15,6 +15,9 @@ threads = 4
 # Cloud Run allows 10 s between SIGTERM and SIGKILL: finish in-flight requests in 8.
 graceful_timeout = 8
 timeout = 30
+# Idle connections from the balancer close after this: the balancer's own idle
+# timeout towards the shop must be shorter (the harness's nginx: 4 s), or a
+# request it sends on a connection closing here fails.
 keepalive = 5
 # The shop logs each request itself, with its request id (shop.logs); gunicorn's
 # own lines go to standard output too, as JSON unless LOG_FORMAT=text.

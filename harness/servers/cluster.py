@@ -60,6 +60,11 @@ http {{
         # Plain round robin: any instance may serve any request.
 {servers}
         keepalive 32;
+        # Below gunicorn's keepalive (5 s, config/gunicorn.conf.py): an idle
+        # connection is always closed by nginx first. The other way round,
+        # gunicorn may close one just as nginx sends a request on it, and a POST
+        # sent there fails with 502 (nginx never replays it elsewhere).
+        keepalive_timeout 4s;
     }}
     server {{
         listen 127.0.0.1:{port};
