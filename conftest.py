@@ -88,11 +88,23 @@ def ada(django_user_model, forget_login_failures):
     return django_user_model.objects.create_user("ada", email="ada@example.com", password=PASSWORD)
 
 
+@pytest.fixture(autouse=True)
+def new_catalogue_generation(request) -> None:
+    """Start every database test with a new catalogue generation: list pages cached by an earlier test are not its."""
+    if request.node.get_closest_marker("django_db"):
+        from shop.list_cache import catalogue_changed
+
+        catalogue_changed()
+
+
 @pytest.fixture
 def category(db):
+    from shop.list_cache import catalogue_changed
     from shop.models import Category
 
-    return Category.objects.create(name="Garden", slug="garden")
+    created = Category.objects.create(name="Garden", slug="garden")
+    catalogue_changed()  # as the admin does
+    return created
 
 
 @pytest.fixture
@@ -100,6 +112,7 @@ def make_product(db, category):
     """Return a factory of products in one category, with sensible defaults."""
     from decimal import Decimal
 
+    from shop.list_cache import catalogue_changed
     from shop.models import Product
 
     counter = iter(range(1, 10_000))
@@ -111,7 +124,9 @@ def make_product(db, category):
         fields.setdefault("price", Decimal("9.99"))
         fields.setdefault("stock", 10)
         fields.setdefault("category", category)
-        return Product.objects.create(**fields)
+        created = Product.objects.create(**fields)
+        catalogue_changed()  # as the admin does
+        return created
 
     return make
 
@@ -119,12 +134,14 @@ def make_product(db, category):
 @pytest.fixture
 def change_product(db):
     """Change products behind the basket's back, as the admin does: rows, then cache."""
+    from shop.list_cache import catalogue_changed
     from shop.models import Product
     from shop.product_cache import products_forget
 
     def change(product_id: int, **fields) -> None:
         Product.objects.filter(pk=product_id).update(**fields)
         products_forget([product_id])
+        catalogue_changed()
 
     return change
 

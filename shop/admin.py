@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from shop.list_cache import catalogue_changed
 from shop.models import Category, Order, OrderLine, Product
 from shop.product_cache import products_forget
 
@@ -9,6 +10,19 @@ class CategoryAdmin(admin.ModelAdmin):
     list_display = ["name", "slug"]
     search_fields = ["name"]
     prepopulated_fields = {"slug": ["name"]}
+
+    # Every list page shows the categories: a change here builds them again.
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        catalogue_changed()
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        catalogue_changed()
+
+    def delete_queryset(self, request, queryset) -> None:
+        super().delete_queryset(request, queryset)
+        catalogue_changed()
 
 
 @admin.register(Product)
@@ -21,18 +35,22 @@ class ProductAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     list_per_page = 50
 
-    # Baskets show cached products: every change here drops their cache entries.
+    # Baskets and list pages show cached products: every change here drops
+    # their cache entries, and may change what a list holds or its order.
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
         products_forget([obj.pk])
+        catalogue_changed()
 
     def delete_model(self, request, obj) -> None:
         products_forget([obj.pk])
         super().delete_model(request, obj)
+        catalogue_changed()
 
     def delete_queryset(self, request, queryset) -> None:
         products_forget(list(queryset.values_list("pk", flat=True)))
         super().delete_queryset(request, queryset)
+        catalogue_changed()
 
 
 class OrderLineInline(admin.TabularInline):

@@ -91,13 +91,6 @@ def search_words_closest(query: str) -> str:
     return " ".join(closest.get(word) or word for word in words)
 
 
-def products_in_order(*, ids: Iterable[int]) -> list[Product]:
-    """Return the active products among ``ids``, in the order given."""
-    ids = list(ids)
-    found = product_list().in_bulk(ids)
-    return [found[i] for i in ids if i in found]
-
-
 def order_get_visible(
     *, order_id: int, session_order_ids: Iterable[int], user: AbstractBaseUser | AnonymousUser
 ) -> Order | None:

@@ -7,7 +7,6 @@ import uuid
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,46 +18,37 @@ from django.views.decorators.http import require_GET, require_http_methods
 from cart.cart import Cart
 from shop import selectors
 from shop.forms import CheckoutForm
-from shop.models import Category, Product
+from shop.list_cache import category_listing, home_listing, search_listing
+from shop.models import Product
+from shop.product_cache import product_cards
 from shop.recently_viewed import recently_viewed_add, recently_viewed_ids
 from shop.services import CheckoutError, Customer, order_place, session_order_ids
 
-PRODUCTS_PER_PAGE = 24
 
-
-def _page(request: HttpRequest, products) -> object:
-    return Paginator(products, PRODUCTS_PER_PAGE).get_page(request.GET.get("page"))
-
-
-def _recently_viewed(request: HttpRequest, *, exclude: int | None = None) -> list[Product]:
-    ids = [i for i in recently_viewed_ids(request.session) if i != exclude]
-    return selectors.products_in_order(ids=ids) if ids else []
+def _recently_viewed(request: HttpRequest, *, exclude: int | None = None) -> list[str]:
+    return product_cards(i for i in recently_viewed_ids(request.session) if i != exclude)
 
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
+    listing = home_listing(number=request.GET.get("page"))
     return render(
         request,
         "shop/home.html",
-        {
-            "categories": selectors.category_list(),
-            "page": _page(request, selectors.product_list()),
-            "recently_viewed": _recently_viewed(request),
-        },
+        {"categories": listing.categories, "page": listing.page, "recently_viewed": _recently_viewed(request)},
     )
 
 
 @require_GET
 def category_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    category = get_object_or_404(Category, slug=slug)
+    found = category_listing(slug=slug, number=request.GET.get("page"))
+    if found is None:
+        raise Http404("No such category.")
+    listing, category = found
     return render(
         request,
         "shop/category.html",
-        {
-            "category": category,
-            "categories": selectors.category_list(),
-            "page": _page(request, selectors.product_list(category=category)),
-        },
+        {"category": category, "categories": listing.categories, "page": listing.page},
     )
 
 
@@ -66,14 +56,11 @@ def category_detail(request: HttpRequest, slug: str) -> HttpResponse:
 def search(request: HttpRequest) -> HttpResponse:
     query = selectors.clean_query(request.GET.get("q", ""))
     searchable = selectors.searchable(query)
+    listing = search_listing(query=query, number=request.GET.get("page")) if searchable else None
     return render(
         request,
         "shop/search.html",
-        {
-            "query": query,
-            "searchable": searchable,
-            "page": _page(request, selectors.product_search(query=query)) if searchable else None,
-        },
+        {"query": query, "searchable": searchable, "page": listing.page if listing else None},
     )
 
 

@@ -67,6 +67,19 @@ def test_warm_cart_page_runs_no_sql_and_two_redis_round_trips(warm_basket, shop_
     assert redis == {"get": 1, "mget": 1}  # the session, then the basket's products
 
 
+@pytest.mark.parametrize("path", ["/", "/?page=2", "/category/garden/", "/search/?q=product"])
+def test_warm_list_page_runs_no_sql_and_three_redis_round_trips(warm_basket, shop_on_private_redis, make_product, path):
+    for _ in range(30):
+        make_product()
+    warm_basket.get(path)
+
+    sql, redis = sql_and_redis(warm_basket, shop_on_private_redis, path)
+
+    assert sql == []
+    # The session; the generation, categories, count and page; the page's cards.
+    assert redis == {"get": 1, "mget": 2}
+
+
 def test_warm_session_is_read_with_one_redis_round_trip_and_no_sql(warm_basket, shop_on_private_redis):
     sql, redis = sql_and_redis(warm_basket, shop_on_private_redis, "/accounts/me.json")
 
@@ -76,6 +89,7 @@ def test_warm_session_is_read_with_one_redis_round_trip_and_no_sql(warm_basket, 
 
 def test_a_request_that_changes_nothing_writes_nothing(warm_basket, shop_on_private_redis):
     for path in ("/cart/", "/cart/summary.json", "/", "/accounts/me.json"):
+        warm_basket.get(path)  # what a page keeps in the general cache, it keeps on its first view
         sql, redis = sql_and_redis(warm_basket, shop_on_private_redis, path)
 
         assert not [q for q in sql if re.match(r"\s*(UPDATE|INSERT|DELETE)", q)], path

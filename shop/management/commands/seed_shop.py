@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 from django.utils.text import slugify
 
+from shop.list_cache import catalogue_changed
 from shop.models import Category, Product
 
 CATEGORIES = {
@@ -124,4 +125,6 @@ class Command(BaseCommand):
         if created and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE shop_product")  # fresh statistics: the planner picks the search indexes
+        if created or new_categories:
+            catalogue_changed()  # the list pages a running shop keeps in its cache show the new products
         self.stdout.write(self.style.SUCCESS(f"Created {len(new_categories)} categories and {created} products."))
