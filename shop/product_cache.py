@@ -1,25 +1,22 @@
-"""Keep products and their rendered cards in the general cache, so warm basket and list pages run no SQL.
+"""Keep the products baskets and lists show in the general cache, so their warm pages run no SQL.
 
 Entries are forgotten wherever a product changes (admin, checkout), and live a
 few minutes at most, so a change made some other way shows up soon too.
 Checkout never trusts them: it reads and locks the rows in PostgreSQL.
 
-A card is HTML the shop sends as it is, and Redis may be tampered with: each is
-signed with ``SECRET_KEY`` together with its key, so a forged card, or one
-moved to another product, is dropped and rendered again.
+Forgetting a product also starts a new content generation: the list pages
+(``shop.list_cache``) keep their rendered products under it.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable
 from decimal import Decimal
 
-from django.core import signing
 from django.core.cache import cache
 from django.db import transaction
-from django.template.loader import render_to_string
-from django.utils.safestring import SafeString, mark_safe
 
 from durable_sessions.cache.backend import breaker_state
 from durable_sessions.cache.breaker import OPEN
@@ -28,18 +25,14 @@ from shop.models import Product
 logger = logging.getLogger(__name__)
 
 PRODUCT_CACHE_PREFIX = "product:v1:"
-CARD_CACHE_PREFIX = "card:v1:"
-CARD_SALT = "shop.product_cache.card"
+# Changes whenever a product is forgotten: what was rendered from products before is stale.
+CONTENT_GENERATION_KEY = "catalogue:content"
 PRODUCT_CACHE_TIMEOUT = 300
 _FIELDS = ("id", "category_id", "name", "slug", "price", "stock", "is_active")
 
 
 def _key(product_id: int) -> str:
     return f"{PRODUCT_CACHE_PREFIX}{product_id}"
-
-
-def _card_key(product_id: int) -> str:
-    return f"{CARD_CACHE_PREFIX}{product_id}"
 
 
 def _to_entry(product: Product) -> dict:
@@ -83,55 +76,11 @@ def redis_known_down() -> bool:
     return breaker_state() == OPEN
 
 
-def product_cards(ids: Iterable[int], *, known: dict[int, Product] | None = None) -> list[SafeString]:
-    """Return the rendered cards of the active products among ``ids``, in order: cache first, then rendered and kept.
-
-    ``known`` holds products the caller has just read, so a card missing from
-    the cache costs no further query.
-    """
-    ids = list(dict.fromkeys(ids))
-    if not ids:
-        return []
-    cached = {} if redis_known_down() else cache_get_many([_card_key(pk) for pk in ids])
-    cards: dict[int, str] = {}
-    for pk in ids:
-        card = _card_open(pk, cached.get(_card_key(pk)))
-        if card is not None:
-            cards[pk] = card
-    missing = [pk for pk in ids if pk not in cards]
-    if missing:
-        known = known or {}
-        products = {pk: known[pk] for pk in missing if pk in known}
-        products |= products_get(pk for pk in missing if pk not in products)
-        rendered = {pk: _card_render(products[pk]) if pk in products else "" for pk in missing}
-        cards |= rendered
-        if not redis_known_down():
-            cache_set_many(
-                {_card_key(pk): _card_seal(pk, card) for pk, card in rendered.items()}, PRODUCT_CACHE_TIMEOUT
-            )
-    # An inactive or deleted product's card is kept empty, so it is not looked up again.
-    return [mark_safe(cards[pk]) for pk in ids if cards[pk]]  # noqa: S308 -- rendered by our template, signed
-
-
-def _card_render(product: Product) -> str:
-    return render_to_string("shop/_product_card.html", {"product": product}) if product.is_active else ""
-
-
-def _card_seal(product_id: int, card: str) -> str:
-    return signing.Signer(salt=CARD_SALT).sign(f"{product_id}\n{card}")
-
-
-def _card_open(product_id: int, stored: object) -> str | None:
-    """Return the card a cache entry holds, or None for no entry, a forged one or another product's."""
-    if not isinstance(stored, str):
-        return None
-    try:
-        value = signing.Signer(salt=CARD_SALT).unsign(stored)
-    except signing.BadSignature:
-        logger.warning("product card with a bad signature dropped: %s", _card_key(product_id))
-        return None
-    owner, _, card = value.partition("\n")
-    return card if owner == str(product_id) else None
+def products_in_order(ids: Iterable[int]) -> list[Product]:
+    """Return the active products among ``ids``, in the order given (cache first)."""
+    ids = list(ids)
+    found = products_get(ids)
+    return [found[pk] for pk in ids if pk in found and found[pk].is_active]
 
 
 def cache_get_many(keys: list[str]) -> dict:
@@ -152,15 +101,15 @@ def cache_set_many(entries: dict[str, object], timeout: int) -> None:
 
 
 def products_forget(ids: Iterable[int]) -> None:
-    """Drop cached products and their cards once the current transaction (if any) has committed."""
-    ids = list(ids)
-    keys = [_key(pk) for pk in ids] + [_card_key(pk) for pk in ids]
+    """Drop cached products, and what lists rendered from them, once the current transaction (if any) has committed."""
+    keys = [_key(pk) for pk in ids]
     if not keys:
         return
 
     def forget() -> None:
         try:
             cache.delete_many(keys)
+            cache.set(CONTENT_GENERATION_KEY, uuid.uuid4().hex, None)
         except Exception:
             logger.warning("product cache unavailable; entries expire within %ss", PRODUCT_CACHE_TIMEOUT)
 

@@ -42,28 +42,18 @@ def searchable(query: str) -> bool:
 
 
 def product_search(*, query: str) -> QuerySet[Product]:
-    """Return active products matching ``query``, best first.
+    """Return active products matching ``query`` as given, best first (``search_resolve`` corrects it first).
 
     On PostgreSQL: full-text search over name (weighted first) and
     description, words in any order, stemmed ("mugs" finds "mug"), ranked,
-    through the stored vector's index. When that finds nothing, a word may be
-    misspelt: each is replaced by the closest word of the catalogue by
-    trigrams ("choclate" by "chocolate"), and the search runs again. Elsewhere
-    (the embedded SQLite default): name or description containing ``query``.
+    through the stored vector's index. Elsewhere (the embedded SQLite
+    default): name or description containing ``query``.
     """
     query = clean_query(query)
     if not searchable(query):
         return Product.objects.none()
     if connection.vendor != "postgresql":
         return product_list().filter(Q(name__icontains=query) | Q(description__icontains=query))
-    found = _full_text(query)
-    if found.exists():
-        return found
-    corrected = search_words_closest(query)
-    return _full_text(corrected) if corrected != query else found
-
-
-def _full_text(query: str) -> QuerySet[Product]:
     words = SearchQuery(query, search_type="websearch", config="english")
     vector = RawSQL('"shop_product"."search_vector"', [], output_field=SearchVectorField())
     return (
@@ -73,6 +63,23 @@ def _full_text(query: str) -> QuerySet[Product]:
         .annotate(rank=SearchRank(F("vector"), words))
         .order_by("-rank", "name", "id")
     )
+
+
+def search_resolve(*, query: str) -> tuple[str, int]:
+    """Return the search to run for ``query`` and how many products it finds.
+
+    When ``query`` finds nothing on PostgreSQL, a word may be misspelt: each is
+    replaced by the closest word of the catalogue by trigrams ("choclate" by
+    "chocolate"), and that search is the one to run. The count decides: it
+    reads the index (a bitmap scan), where asking whether any row matches
+    would let the planner walk every product in name order for a first match
+    that never comes.
+    """
+    count = product_search(query=query).count()
+    if count or connection.vendor != "postgresql" or not searchable(query):
+        return query, count
+    corrected = search_words_closest(clean_query(query))
+    return (corrected, product_search(query=corrected).count()) if corrected != query else (query, 0)
 
 
 def search_words_closest(query: str) -> str:

@@ -20,13 +20,13 @@ from shop import selectors
 from shop.forms import CheckoutForm
 from shop.list_cache import category_listing, home_listing, search_listing
 from shop.models import Product
-from shop.product_cache import product_cards
+from shop.product_cache import products_in_order
 from shop.recently_viewed import recently_viewed_add, recently_viewed_ids
 from shop.services import CheckoutError, Customer, order_place, session_order_ids
 
 
-def _recently_viewed(request: HttpRequest, *, exclude: int | None = None) -> list[str]:
-    return product_cards(i for i in recently_viewed_ids(request.session) if i != exclude)
+def _recently_viewed(request: HttpRequest, *, exclude: int | None = None) -> list[Product]:
+    return products_in_order(i for i in recently_viewed_ids(request.session) if i != exclude)
 
 
 @require_GET
@@ -35,7 +35,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "shop/home.html",
-        {"categories": listing.categories, "page": listing.page, "recently_viewed": _recently_viewed(request)},
+        {"categories": listing.categories, "grid": listing.grid, "recently_viewed": _recently_viewed(request)},
     )
 
 
@@ -48,7 +48,7 @@ def category_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "shop/category.html",
-        {"category": category, "categories": listing.categories, "page": listing.page},
+        {"category": category, "categories": listing.categories, "grid": listing.grid},
     )
 
 
@@ -60,7 +60,7 @@ def search(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "shop/search.html",
-        {"query": query, "searchable": searchable, "page": listing.page if listing else None},
+        {"query": query, "searchable": searchable, "grid": listing.grid if listing else ""},
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shop.selectors import product_search, searchable
+from shop.selectors import product_search, search_resolve, searchable
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,10 @@ def catalogue(make_product):
 
 
 def names(query: str) -> list[str]:
-    return [product.name for product in product_search(query=query)]
+    searched, count = search_resolve(query=query)
+    names = [product.name for product in product_search(query=searched)]
+    assert count == len(names)
+    return names
 
 
 def test_a_word_finds_it_in_the_name_first_then_in_the_description(catalogue):
@@ -48,7 +51,7 @@ def test_nothing_inactive_and_nothing_unrelated(catalogue):
 def test_a_query_without_a_word_runs_no_search(catalogue, client, query, django_assert_num_queries):
     assert not searchable(query)
     with django_assert_num_queries(0):
-        assert list(product_search(query=query)) == []
+        assert search_resolve(query=query)[1] == 0
 
     page = client.get("/search/", {"q": query}).content.decode()
 
