@@ -11,7 +11,8 @@ sealed with a MAC over its storage key and JSON, so an entry changed in Redis
 and the session is read from PostgreSQL instead.
 
 Both are keyed from SECRET_KEY and accept SECRET_KEY_FALLBACKS, so rotating
-the key logs nobody out.
+the key logs nobody out. Other caches of the shop seal their entries the same
+way, under a salt of their own.
 """
 
 from __future__ import annotations
@@ -62,27 +63,27 @@ def storage_keys(session_key: str) -> list[str]:
     return [storage_key(session_key, secret=secret) for secret in _secrets()]
 
 
-def _mac(key: str, text: str, secret: str | None) -> str:
-    return _hmac(ENTRY_SALT, f"{key}{_SEPARATOR}{text}", secret)
+def _mac(key: str, text: str, secret: str | None, salt: str) -> str:
+    return _hmac(salt, f"{key}{_SEPARATOR}{text}", secret)
 
 
-def seal(key: str, payload: Any) -> str:
+def seal(key: str, payload: Any, *, salt: str = ENTRY_SALT) -> str:
     """Return what Redis holds under ``key`` for ``payload``: its MAC and its JSON, as one string."""
     text = json.dumps(payload, separators=(",", ":"))
-    return f"{_mac(key, text, None)}{_SEPARATOR}{text}"
+    return f"{_mac(key, text, None, salt)}{_SEPARATOR}{text}"
 
 
 class Forged(ValueError):
     """A session cache entry whose MAC does not match: written by someone without SECRET_KEY."""
 
 
-def unseal(key: str, value: object) -> Any:
+def unseal(key: str, value: object, *, salt: str = ENTRY_SALT) -> Any:
     """Return the payload a sealed entry holds; None for no entry; raise Forged for one that fails its MAC."""
     if value is None:
         return None
     if isinstance(value, str):
         mac, _, text = value.partition(_SEPARATOR)
-        if text and any(constant_time_compare(mac, _mac(key, text, secret)) for secret in _secrets()):
+        if text and any(constant_time_compare(mac, _mac(key, text, secret, salt)) for secret in _secrets()):
             return json.loads(text)
-    logger.warning("session cache entry %s failed its MAC: ignored, read from PostgreSQL instead", key)
+    logger.warning("cache entry %s failed its MAC: ignored, read from PostgreSQL instead", key)
     raise Forged(key)

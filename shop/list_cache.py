@@ -17,9 +17,10 @@ A warm list page thus runs no SQL and one Redis round trip besides the
 session, whatever the page and the catalogue's size; the count, the one query
 that grows with the catalogue, runs once per list and generation.
 
-Entries are signed with ``SECRET_KEY`` together with their key, since Redis
-may be tampered with and a grid is HTML sent as it is: a forged entry, or one
-moved from another key, is dropped and built again. They live a few minutes
+Entries are sealed like the sessions' (``durable_sessions.sealing``: a MAC
+from ``SECRET_KEY`` over their key and JSON), since Redis may be tampered with
+and a grid is HTML sent as it is: a forged entry, or one moved from another
+key, is dropped and built again. They live a few minutes
 at most (search results one), so a change made behind the shop's back (SQL, a
 migration) shows up soon too.
 """
@@ -32,7 +33,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.core import signing
 from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 from django.db import transaction
@@ -40,6 +40,7 @@ from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
+from durable_sessions.sealing import Forged, seal, unseal
 from shop import selectors
 from shop.models import Category, Product
 from shop.product_cache import (
@@ -152,7 +153,7 @@ def _listing(
         return entry if entry and entry.get("generation") == generation else {}
 
     def keep(key: str, **entry: object) -> None:
-        fresh[key] = _seal(key, {"generation": generation, **entry})
+        fresh[key] = seal(key, {"generation": generation, **entry}, salt=ENTRY_SALT)
 
     rows = cached(_key("categories")).get("value")
     if rows is None:
@@ -215,17 +216,10 @@ def _generation_start(key: str) -> str | None:
         return None
 
 
-def _seal(key: str, entry: dict) -> str:
-    return signing.dumps({"key": key, **entry}, salt=ENTRY_SALT)
-
-
 def _open(key: str, stored: object) -> dict | None:
-    """Return an entry, or None for no entry, a forged one or one moved from another key."""
-    if not isinstance(stored, str):
-        return None
+    """Return an entry, or None for no entry, a forged one or one moved from another key (its MAC covers its key)."""
     try:
-        entry = signing.loads(stored, salt=ENTRY_SALT)
-    except signing.BadSignature:
-        logger.warning("catalogue entry with a bad signature dropped: %s", key)
+        entry = unseal(key, stored, salt=ENTRY_SALT)
+    except Forged:
         return None
-    return entry if isinstance(entry, dict) and entry.get("key") == key else None
+    return entry if isinstance(entry, dict) else None
