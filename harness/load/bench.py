@@ -26,7 +26,7 @@ from harness.servers.backing import RedisServer, apt_install, ensure
 from harness.servers.cluster import cluster_env, prepare_database, products_for_load
 from harness.servers.shop import BASE_DIR, ShopServer
 
-RUNS = 3
+RUNS = 5
 DURATION = "8s"
 CONNECTIONS = 16
 THREADS = 2
