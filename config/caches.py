@@ -113,7 +113,49 @@ class Sentinel:
         return options
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """Redis Cluster: the seed nodes; REDIS_URL gives the password and options."""
+
+    nodes: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def parse(cls, nodes: list[str]) -> Cluster | None:
+        """Return the configuration for "host:port" strings, or None when there are none."""
+        hosts = []
+        for entry in (e.strip() for e in nodes):
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit():
+                raise ImproperlyConfigured(f"REDIS_CLUSTER_NODES entries are host:port, not {entry!r}")
+            hosts.append((host.strip("[]"), int(port)))
+        return cls(tuple(hosts)) if hosts else None
+
+    def location(self, redis_url: str) -> str:
+        """REDIS_URL, checked: a cluster has one database, 0."""
+        url = redis_url or "redis://127.0.0.1/0"
+        if urlsplit(url).scheme not in ("redis", "rediss"):
+            raise ImproperlyConfigured(f"With REDIS_CLUSTER_NODES, REDIS_URL is redis:// or rediss://, not {url!r}")
+        if redis_db_number(url) != 0:
+            raise ImproperlyConfigured(
+                "A Redis Cluster has one database, 0: REDIS_URL selects another. The session cache and the "
+                "general cache share it, apart by their key prefixes."
+            )
+        return url
+
+    def options(self) -> dict[str, Any]:
+        """django-redis options that reach every primary of the cluster."""
+        return {
+            "CLIENT_CLASS": CLUSTER_CLIENT,
+            "CONNECTION_FACTORY": "durable_sessions.cache.cluster.ClusterConnectionFactory",
+            "CLUSTER_NODES": self.nodes,
+        }
+
+
 SESSION_CACHE_BACKEND = "durable_sessions.cache.backend.SessionRedisCache"
+CLUSTER_CLIENT = "durable_sessions.cache.cluster.ClusterClient"
+# On a cluster both caches share database 0: each keeps to its own prefix, and
+# clearing the general cache deletes its keys only.
+CLUSTER_KEY_PREFIXES = {"default": "shop", "sessions": "sessions"}
 JSON_SERIALIZER = "django_redis.serializers.json.JSONSerializer"
 REPLICATED_CLIENT = "durable_sessions.cache.replication.ReplicatedClient"
 
@@ -125,6 +167,7 @@ def redis_cache(
     serializer: str | None = None,
     backend: str | None = None,
     sentinel: Sentinel | None = None,
+    cluster: Cluster | None = None,
 ) -> dict[str, Any]:
     """Return one django-redis cache definition."""
     options: dict[str, Any] = {
@@ -141,11 +184,18 @@ def redis_cache(
         options["SERIALIZER"] = serializer
     if sentinel:
         options.update(sentinel.options())
+    if cluster:
+        options.update(cluster.options())
     return {"BACKEND": backend or "django_redis.cache.RedisCache", "LOCATION": url, "OPTIONS": options}
 
 
 def build_caches(
-    redis_url: str, *, session_db: int | None = None, single_process: bool = True, sentinel: Sentinel | None = None
+    redis_url: str,
+    *,
+    session_db: int | None = None,
+    single_process: bool = True,
+    sentinel: Sentinel | None = None,
+    cluster: Cluster | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Return CACHES with a general cache and a session cache on its own database.
 
@@ -154,6 +204,12 @@ def build_caches(
     cached in process only when one process serves the shop: with several, each
     would keep its own copy and serve it after another process changed it.
     """
+    if sentinel and cluster:
+        raise ImproperlyConfigured(
+            "REDIS_SENTINELS and REDIS_CLUSTER_NODES are both set: a Redis Cluster fails over by itself; choose one."
+        )
+    if cluster:
+        return _cluster_caches(cluster.location(redis_url), session_db, cluster)
     if sentinel:
         redis_url = sentinel.location(redis_url)
     if not redis_url:
@@ -181,7 +237,21 @@ def build_caches(
     }
 
 
-def _session_cache(url: str, sentinel: Sentinel | None = None) -> dict[str, Any]:
+def _cluster_caches(url: str, session_db: int | None, cluster: Cluster) -> dict[str, dict[str, Any]]:
+    if session_db not in (None, 0):
+        raise ImproperlyConfigured(
+            "A Redis Cluster has one database: unset REDIS_SESSION_DB (the session cache keeps to its own key prefix)."
+        )
+    caches = {
+        DEFAULT_CACHE_ALIAS: redis_cache(url, ignore_exceptions=False, serializer=JSON_SERIALIZER, cluster=cluster),
+        SESSION_CACHE_ALIAS: _session_cache(url, cluster=cluster),
+    }
+    for alias, prefix in CLUSTER_KEY_PREFIXES.items():
+        caches[alias]["KEY_PREFIX"] = prefix
+    return caches
+
+
+def _session_cache(url: str, sentinel: Sentinel | None = None, cluster: Cluster | None = None) -> dict[str, Any]:
     cache = redis_cache(
         url,
         # Stock cached_db calls the cache unguarded (the re-cache after a database
@@ -195,6 +265,7 @@ def _session_cache(url: str, sentinel: Sentinel | None = None) -> dict[str, Any]
         serializer=JSON_SERIALIZER,
         backend=SESSION_CACHE_BACKEND,
         sentinel=sentinel,
+        cluster=cluster,
     )
     if sentinel and sentinel.replica_acks:
         # Writes wait for DURABLE_SESSIONS_REPLICA_ACKS replicas (settings).

@@ -9,7 +9,7 @@ from csp.constants import NONE, SELF
 
 from config import env
 from config.caches import SESSION_CACHE_ALIAS as _SESSION_CACHE_ALIAS
-from config.caches import Sentinel, build_caches
+from config.caches import Cluster, Sentinel, build_caches
 from config.logs import build_logging
 
 
@@ -129,7 +129,9 @@ REDIS_SENTINEL = Sentinel.parse(
     env.REDIS_REPLICA_ACK_TIMEOUT,
     env.REDIS_SENTINEL_PASSWORD,
 )
-CACHES = build_caches(env.REDIS_URL, session_db=env.REDIS_SESSION_DB, sentinel=REDIS_SENTINEL)
+# Redis Cluster, when REDIS_CLUSTER_NODES names its seed nodes; None otherwise.
+REDIS_CLUSTER = Cluster.parse(env.REDIS_CLUSTER_NODES)
+CACHES = build_caches(env.REDIS_URL, session_db=env.REDIS_SESSION_DB, sentinel=REDIS_SENTINEL, cluster=REDIS_CLUSTER)
 # Redis first, PostgreSQL always, changes under the row lock (durable_sessions/).
 SESSION_ENGINE = env.SESSION_ENGINE
 SESSION_SAVE_EVERY_REQUEST = env.SESSION_SAVE_EVERY_REQUEST

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.caches import SESSION_CACHE_ALIAS, Sentinel, build_caches, redis_db_number, with_redis_db
+from config.caches import SESSION_CACHE_ALIAS, Cluster, Sentinel, build_caches, redis_db_number, with_redis_db
 
 
 def test_without_redis_url_both_caches_are_in_process():
@@ -131,3 +131,38 @@ def test_sentinel_password_reaches_the_sentinel_connections_with_their_timeouts(
 
     assert options["SENTINEL_KWARGS"] == {"password": "s3cret", "socket_connect_timeout": 0.25, "socket_timeout": 0.5}
     assert "SENTINEL_KWARGS" not in build_caches("", sentinel=sentinel())[SESSION_CACHE_ALIAS]["OPTIONS"]
+
+
+# --- Redis Cluster ----------------------------------------------------------------------------
+def test_cluster_nodes_are_parsed_and_both_caches_reach_the_cluster_with_prefixes_of_their_own():
+    cluster = Cluster.parse(["10.0.0.1:7000", " 10.0.0.2:7001", "[::1]:7002"])
+    caches = build_caches("redis://:s3cret@ignored:6379/0", cluster=cluster)
+
+    assert cluster.nodes == (("10.0.0.1", 7000), ("10.0.0.2", 7001), ("::1", 7002))
+    assert Cluster.parse([]) is None
+    for cache in caches.values():
+        assert cache["OPTIONS"]["CONNECTION_FACTORY"] == "durable_sessions.cache.cluster.ClusterConnectionFactory"
+        assert cache["OPTIONS"]["CLIENT_CLASS"] == "durable_sessions.cache.cluster.ClusterClient"
+        assert cache["OPTIONS"]["CLUSTER_NODES"] == cluster.nodes
+        assert cache["LOCATION"] == "redis://:s3cret@ignored:6379/0"
+    assert caches["default"]["KEY_PREFIX"] != caches[SESSION_CACHE_ALIAS]["KEY_PREFIX"]
+    assert caches[SESSION_CACHE_ALIAS]["BACKEND"] == "durable_sessions.cache.backend.SessionRedisCache"
+
+
+@pytest.mark.parametrize("entry", ["7000", "host:", "host:port", ""])
+def test_malformed_cluster_nodes_are_refused(entry):
+    with pytest.raises(ImproperlyConfigured, match="REDIS_CLUSTER_NODES"):
+        Cluster.parse(["10.0.0.1:7000", entry])
+
+
+def test_what_a_cluster_cannot_do_is_refused_at_start():
+    cluster = Cluster.parse(["10.0.0.1:7000"])
+
+    with pytest.raises(ImproperlyConfigured, match="one database"):
+        build_caches("redis://10.0.0.1:7000/3", cluster=cluster)
+    with pytest.raises(ImproperlyConfigured, match="REDIS_SESSION_DB"):
+        build_caches("redis://10.0.0.1:7000/0", session_db=1, cluster=cluster)
+    with pytest.raises(ImproperlyConfigured, match="choose one"):
+        build_caches("redis://10.0.0.1:7000/0", cluster=cluster, sentinel=sentinel())
+    with pytest.raises(ImproperlyConfigured, match="redis://"):
+        build_caches("unix:///run/redis.sock", cluster=cluster)

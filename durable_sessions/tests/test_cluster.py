@@ -1,0 +1,113 @@
+"""The session tier and the shop's caches on a real Redis Cluster: three primaries, three replicas, private ports."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+
+import pytest
+import redis
+from django.core.cache import caches
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
+
+from config.caches import CLUSTER_KEY_PREFIXES, SESSION_CACHE_ALIAS, Cluster, build_caches
+from harness.servers.redis_cluster import RedisClusterGroup
+from harness.testing import basket_lines, session_cached, sign_in
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisClusterGroup]:
+    group = RedisClusterGroup().start()
+    yield group
+    group.stop()
+
+
+@pytest.fixture
+def on_cluster(redis_cluster) -> Iterator[RedisClusterGroup]:
+    """The shop's caches on the cluster, emptied first."""
+    settings_caches = build_caches("redis://127.0.0.1/0", cluster=Cluster.parse(redis_cluster.nodes.split(",")))
+    with override_settings(CACHES=settings_caches):
+        redis_cluster.client().flushall()
+        yield redis_cluster
+
+
+def keys_by_primary(group: RedisClusterGroup, prefix: str) -> dict[int, int]:
+    """Return how many keys under ``prefix`` each primary holds, asked of each primary itself."""
+    return {
+        port: sum(1 for _ in redis.Redis(port=port).scan_iter(match=f"{prefix}:*", count=1000))
+        for port in group.primaries()
+    }
+
+
+def test_sessions_land_on_every_primary_and_are_read_without_sql(on_cluster, make_product):
+    products = [make_product() for _ in range(3)]
+    shoppers = [Client() for _ in range(24)]
+    for number, shopper in enumerate(shoppers):
+        assert shopper.post(f"/cart/add/{products[number % 3].pk}/").status_code == 302
+
+    spread = keys_by_primary(on_cluster, CLUSTER_KEY_PREFIXES[SESSION_CACHE_ALIAS])
+    assert len(spread) == 3 and all(spread.values()), spread
+    for number, shopper in enumerate(shoppers):
+        assert basket_lines(shopper) == {str(products[number % 3].pk): 1}
+        with CaptureQueriesContext(connection) as queries:
+            assert shopper.get("/accounts/me.json").status_code == 200
+        assert queries.captured_queries == []  # the session came from the cluster
+
+
+def test_a_warm_basket_and_list_page_read_across_slots(on_cluster, make_product):
+    products = [make_product() for _ in range(8)]
+    shopper = Client()
+    for product in products:
+        shopper.post(f"/cart/add/{product.pk}/")
+    shopper.get("/cart/")
+    shopper.get("/")
+
+    for path in ("/cart/", "/"):
+        with CaptureQueriesContext(connection) as queries:
+            assert shopper.get(path).status_code == 200
+        assert queries.captured_queries == [], path
+    assert all(keys_by_primary(on_cluster, CLUSTER_KEY_PREFIXES["default"]).values())
+
+
+def test_signing_out_leaves_a_tombstone_and_revoking_ends_sessions_across_slots(on_cluster, ada):
+    devices = [Client() for _ in range(6)]
+    for device in devices:
+        sign_in(device)
+    gone = devices[0].cookies["sessionid"].value
+    devices[0].post("/accounts/logout/")
+
+    assert session_cached(gone) is not None  # a tombstone, not the session
+    assert not devices[0].get("/accounts/me.json").json()["authenticated"]
+    call_command("sessions", "revoke", "--user", "ada", stdout=io.StringIO())
+    assert not any(device.get("/accounts/me.json").json()["authenticated"] for device in devices[1:])
+
+
+def test_clearing_the_general_cache_keeps_every_session(on_cluster, ada):
+    device = Client()
+    sign_in(device)
+    caches["default"].set("something", 1)
+
+    caches["default"].clear()
+
+    assert caches["default"].get("something") is None
+    assert device.get("/accounts/me.json").json()["authenticated"]
+
+
+def test_stats_see_redis_and_failed_sign_ins_are_counted(on_cluster, ada, forget_login_failures):
+    for _ in range(3):
+        sign_in(Client())
+    out = io.StringIO()
+    call_command("sessions", "stats", stdout=out)
+    assert re.search(r"live in Redis\s+3\b", out.getvalue()), out.getvalue()
+
+    device = Client()
+    for _ in range(6):
+        sign_in(device, password="wrong")
+    refused = sign_in(device)  # the right password, while sign-ins to ada are paused: counted on the cluster
+    assert refused.status_code == 200 and "Too many failed sign-ins" in refused.content.decode()
