@@ -43,13 +43,15 @@ class ProductAdmin(admin.ModelAdmin):
         catalogue_changed()
 
     def delete_model(self, request, obj) -> None:
-        products_forget([obj.pk])
+        pk = obj.pk
         super().delete_model(request, obj)
+        products_forget([pk])  # once deleted: a reader in between cannot cache the product again
         catalogue_changed()
 
     def delete_queryset(self, request, queryset) -> None:
-        products_forget(list(queryset.values_list("pk", flat=True)))
+        ids = list(queryset.values_list("pk", flat=True))
         super().delete_queryset(request, queryset)
+        products_forget(ids)
         catalogue_changed()
 
 

@@ -143,7 +143,9 @@ def _listing(
     use_cache = not redis_known_down()
     count_key, page_key = _key(scope, "count"), _key(scope, f"page:{number}")
     keys = [GENERATION_KEY, CONTENT_GENERATION_KEY, _key("categories"), count_key, page_key]
-    got = cache_get_many(keys) if use_cache else {}
+    got = cache_get_many(keys) if use_cache else None
+    if got is None:  # the breaker is open or Redis did not answer: build the page from PostgreSQL, keep nothing
+        use_cache, got = False, {}
     generation = got.get(GENERATION_KEY) or (_generation_start(GENERATION_KEY) if use_cache else None)
     content = got.get(CONTENT_GENERATION_KEY) or (_generation_start(CONTENT_GENERATION_KEY) if use_cache else None)
     fresh = {}  # entries built here, stored in one round trip
@@ -175,7 +177,7 @@ def _listing(
     number = min(number, paginator.num_pages)
     if page_key != _key(scope, f"page:{number}"):  # asked past the last page: show the last
         page_key = _key(scope, f"page:{number}")
-        got |= cache_get_many([page_key]) if use_cache else {}
+        got |= (cache_get_many([page_key]) or {}) if use_cache else {}
     entry = cached(page_key)
     grid = entry.get("grid") if content and entry.get("content") == content else None
     if grid is None:

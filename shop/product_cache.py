@@ -11,6 +11,7 @@ Forgetting a product also starts a new content generation: the list pages
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Iterable
 from decimal import Decimal
@@ -20,28 +21,45 @@ from django.db import transaction
 
 from durable_sessions.cache.backend import breaker_state
 from durable_sessions.cache.breaker import OPEN
+from durable_sessions.sealing import Forged, seal, unseal
 from shop.models import Product
 
 logger = logging.getLogger(__name__)
 
-PRODUCT_CACHE_PREFIX = "product:v1:"
+PRODUCT_CACHE_PREFIX = "product:v2:"
 # Changes whenever a product is forgotten: what was rendered from products before is stale.
 CONTENT_GENERATION_KEY = "catalogue:content"
 PRODUCT_CACHE_TIMEOUT = 300
-_FIELDS = ("id", "category_id", "name", "slug", "price", "stock", "is_active")
+ENTRY_SALT = "shop.product_cache"
+# What each field of an entry must be; anything else is not an entry of ours.
+_FIELDS = {"id": int, "category_id": int, "name": str, "slug": str, "price": str, "stock": int, "is_active": bool}
+SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 
 
 def _key(product_id: int) -> str:
     return f"{PRODUCT_CACHE_PREFIX}{product_id}"
 
 
-def _to_entry(product: Product) -> dict:
-    return {**{name: getattr(product, name) for name in _FIELDS}, "price": str(product.price)}
+def _to_entry(product: Product) -> str:
+    entry = {**{name: getattr(product, name) for name in _FIELDS}, "price": str(product.price)}
+    return seal(_key(product.pk), entry, salt=ENTRY_SALT)
 
 
-def _from_entry(entry: object) -> Product | None:
-    """Return the product an entry holds, or None for one that is not an entry of ours (Redis may be tampered with)."""
+def _from_entry(product_id: int, stored: object) -> Product | None:
+    """Return the product an entry holds, or None for one that is not an entry of ours.
+
+    Redis may be tampered with: an entry must carry its MAC (over its key, so
+    it cannot be moved to another product), and every field its type.
+    """
+    try:
+        entry = unseal(_key(product_id), stored, salt=ENTRY_SALT)
+    except Forged:
+        return None
     if not isinstance(entry, dict) or set(entry) != set(_FIELDS):
+        return None
+    if any(type(entry[name]) is not kind for name, kind in _FIELDS.items()) or entry["id"] != product_id:
+        return None
+    if not SLUG.fullmatch(entry["slug"]) or entry["stock"] < 0:
         return None
     try:
         return Product(**{**entry, "price": Decimal(entry["price"])})
@@ -57,7 +75,9 @@ def products_get(ids: Iterable[int]) -> dict[int, Product]:
     if redis_known_down():
         return Product.objects.in_bulk(ids)
     cached = cache_get_many([_key(pk) for pk in ids])
-    entries = ((pk, _from_entry(cached[_key(pk)])) for pk in ids if _key(pk) in cached)
+    if cached is None:  # Redis does not answer: no write-back either
+        return Product.objects.in_bulk(ids)
+    entries = ((pk, _from_entry(pk, cached[_key(pk)])) for pk in ids if _key(pk) in cached)
     found = {pk: product for pk, product in entries if product is not None}
     missing = [pk for pk in ids if pk not in found]
     if missing:
@@ -83,13 +103,13 @@ def products_in_order(ids: Iterable[int]) -> list[Product]:
     return [found[pk] for pk in ids if pk in found and found[pk].is_active]
 
 
-def cache_get_many(keys: list[str]) -> dict:
-    """Return the entries the general cache holds for ``keys``; none when it cannot be reached."""
+def cache_get_many(keys: list[str]) -> dict | None:
+    """Return the entries the general cache holds for ``keys``; None when it cannot be reached."""
     try:
         return cache.get_many(keys)
     except Exception:  # the cache is an optimisation: without it, render from PostgreSQL
         logger.warning("product cache unavailable", exc_info=True)
-        return {}
+        return None
 
 
 def cache_set_many(entries: dict[str, object], timeout: int) -> None:

@@ -11,9 +11,11 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from config.caches import build_caches
+from durable_sessions.sealing import seal
 from shop.list_cache import GENERATION_KEY, LIST_CACHE_PREFIX, PRODUCTS_PER_PAGE
 from shop.models import Category, Product
-from shop.product_cache import CONTENT_GENERATION_KEY, products_forget, products_get
+from shop.product_cache import CONTENT_GENERATION_KEY, PRODUCT_CACHE_PREFIX, products_forget, products_get
+from shop.product_cache import ENTRY_SALT as PRODUCT_SALT
 
 pytestmark = pytest.mark.django_db
 LIST_PAGES = ["/", "/category/garden/", "/search/?q=product"]
@@ -89,7 +91,7 @@ def test_admin_edits_show_on_every_cached_list(admin_client, client, make_produc
     change = f"/admin/shop/product/{mug.pk}/change/"
     renamed = admin_client.post(change, product_form(category=mug.category_id, name="Beaker", slug="mug", price="4.50"))
     assert renamed.status_code == 302
-    assert all("Beaker" in client.get(p).content.decode() for p in LIST_PAGES[:2])
+    assert all("Beaker" in client.get(p).content.decode() for p in [*LIST_PAGES[:2], "/search/?q=beaker"])
     assert "£4.50" in client.get("/").content.decode()
 
     admin_client.post(change, product_form(category=mug.category_id, name="Beaker", slug="mug", active=False))
@@ -181,3 +183,36 @@ def test_lists_are_served_from_postgresql_while_redis_is_down(client, make_produ
 
         for path in ("/", "/category/garden/", "/search/?q=kite"):
             assert ">Kite<" in client.get(path).content.decode()
+
+
+def test_a_tampered_product_entry_is_read_again_from_postgresql(client, make_product):
+    kite, mug = make_product(name="Kite"), make_product(name="Mug")
+    products_get([kite.pk, mug.pk])
+    key = f"{PRODUCT_CACHE_PREFIX}{kite.pk}"
+    fields = {"id": kite.pk, "category_id": kite.category_id, "slug": "kite", "price": "9.99", "stock": 3}
+    forged = [
+        {**fields, "name": "Kite", "is_active": True},  # not sealed
+        seal(key, {**fields, "name": 123, "is_active": True}, salt=PRODUCT_SALT),  # sealed, wrong types
+        seal(key, {**fields, "name": "Kite", "is_active": True, "slug": "a/b"}, salt=PRODUCT_SALT),
+        cache.get(f"{PRODUCT_CACHE_PREFIX}{mug.pk}"),  # sealed, another product's
+    ]
+    for entry in forged:
+        cache.set(key, entry)
+        assert products_get([kite.pk])[kite.pk].name == "Kite"
+        cache.set(key, entry)
+        products_forget([mug.pk])  # the lists render their products again
+        page = client.get("/")
+        assert page.status_code == 200 and ">Kite<" in page.content.decode()
+
+
+def test_a_misspelt_search_finds_and_pages_through_the_corrected_words(client, make_product):
+    for n in range(PRODUCTS_PER_PAGE + 3):
+        make_product(name=f"Chocolate Bar {n:02}")
+    make_product(name="Kite")
+
+    first = client.get("/search/?q=choclate").content.decode()
+    second = client.get("/search/?q=choclate&page=2").content.decode()
+
+    assert "Page 1 of 2" in first and first.count('class="card"') == PRODUCTS_PER_PAGE
+    assert second.count('class="card"') == 3 and "Kite" not in first + second
+    assert 'href="?q=choclate&amp;page=2"' in first
