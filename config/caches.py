@@ -78,13 +78,7 @@ class Sentinel:
                 f"REDIS_SENTINEL_MASTER names the primary the sentinels watch, in lower case letters, digits, "
                 f"'.', '_' and '-' (Redis compares it exactly; a URL host is lowercased): not {master!r}"
             )
-        if replica_acks < 0:
-            raise ImproperlyConfigured("REDIS_REPLICA_ACKS is a number of replicas, 0 or more")
-        if replica_acks and not 0 < ack_timeout_ms < REDIS_SOCKET_TIMEOUT * 1000:
-            # WAIT 0 blocks forever; a wait past the socket timeout fails every write.
-            raise ImproperlyConfigured(
-                f"REDIS_REPLICA_ACK_TIMEOUT must be between 1 and {int(REDIS_SOCKET_TIMEOUT * 1000) - 1} ms"
-            )
+        _check_replica_acks(replica_acks, ack_timeout_ms)
         return cls(tuple(hosts), master, replica_acks, ack_timeout_ms, password)
 
     def location(self, redis_url: str) -> str:
@@ -113,14 +107,28 @@ class Sentinel:
         return options
 
 
+def _check_replica_acks(replica_acks: int, ack_timeout_ms: int) -> None:
+    if replica_acks < 0:
+        raise ImproperlyConfigured("REDIS_REPLICA_ACKS is a number of replicas, 0 or more")
+    if replica_acks and not 0 < ack_timeout_ms < REDIS_SOCKET_TIMEOUT * 1000:
+        # WAIT 0 blocks forever; a wait past the socket timeout fails every write.
+        raise ImproperlyConfigured(
+            f"REDIS_REPLICA_ACK_TIMEOUT must be between 1 and {int(REDIS_SOCKET_TIMEOUT * 1000) - 1} ms"
+        )
+
+
 @dataclass(frozen=True)
 class Cluster:
     """Redis Cluster: the seed nodes; REDIS_URL gives the password and options."""
 
     nodes: tuple[tuple[str, int], ...]
+    # A session write counts once this many replicas of the shard that owns it
+    # acknowledge it (WAIT), as under Sentinel; 0 turns the wait off.
+    replica_acks: int = 0
+    ack_timeout_ms: int = 0
 
     @classmethod
-    def parse(cls, nodes: list[str]) -> Cluster | None:
+    def parse(cls, nodes: list[str], replica_acks: int = 0, ack_timeout_ms: int = 0) -> Cluster | None:
         """Return the configuration for "host:port" strings, or None when there are none."""
         hosts = []
         for entry in (e.strip() for e in nodes):
@@ -128,7 +136,10 @@ class Cluster:
             if not host or not port.isdigit():
                 raise ImproperlyConfigured(f"REDIS_CLUSTER_NODES entries are host:port, not {entry!r}")
             hosts.append((host.strip("[]"), int(port)))
-        return cls(tuple(hosts)) if hosts else None
+        if not hosts:
+            return None
+        _check_replica_acks(replica_acks, ack_timeout_ms)
+        return cls(tuple(hosts), replica_acks, ack_timeout_ms)
 
     def location(self, redis_url: str) -> str:
         """REDIS_URL, checked: a cluster has one database, 0."""
@@ -158,6 +169,7 @@ CLUSTER_CLIENT = "durable_sessions.cache.cluster.ClusterClient"
 CLUSTER_KEY_PREFIXES = {"default": "shop", "sessions": "sessions"}
 JSON_SERIALIZER = "django_redis.serializers.json.JSONSerializer"
 REPLICATED_CLIENT = "durable_sessions.cache.replication.ReplicatedClient"
+REPLICATED_CLUSTER_CLIENT = "durable_sessions.cache.cluster.ReplicatedClusterClient"
 
 
 def redis_cache(
@@ -270,4 +282,6 @@ def _session_cache(url: str, sentinel: Sentinel | None = None, cluster: Cluster 
     if sentinel and sentinel.replica_acks:
         # Writes wait for DURABLE_SESSIONS_REPLICA_ACKS replicas (settings).
         cache["OPTIONS"]["CLIENT_CLASS"] = REPLICATED_CLIENT
+    if cluster and cluster.replica_acks:
+        cache["OPTIONS"]["CLIENT_CLASS"] = REPLICATED_CLUSTER_CLIENT
     return cache

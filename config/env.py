@@ -26,7 +26,7 @@ REDIS_SENTINEL_PASSWORD: str = _env.str("REDIS_SENTINEL_PASSWORD", default="")
 # Redis Cluster instead of one Redis: "host:port,host:port", seed nodes (any of
 # the cluster's). REDIS_URL then carries only the password and options (db 0).
 REDIS_CLUSTER_NODES: list[str] = _env.list("REDIS_CLUSTER_NODES", default=[])
-# Under Sentinel, a session write counts once this many replicas hold it (WAIT),
+# Under Sentinel or on a cluster, a session write counts once this many replicas hold it (WAIT),
 # within REDIS_REPLICA_ACK_TIMEOUT milliseconds; 0 turns the wait off.
 REDIS_REPLICA_ACKS: int = _env.int("REDIS_REPLICA_ACKS", default=_SESSION_DEFAULTS["REPLICA_ACKS"])
 REDIS_REPLICA_ACK_TIMEOUT: int = _env.int("REDIS_REPLICA_ACK_TIMEOUT", default=_SESSION_DEFAULTS["REPLICA_ACK_TIMEOUT"])

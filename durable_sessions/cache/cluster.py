@@ -20,16 +20,21 @@ django-redis classes); these two classes keep one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django_redis.client import DefaultClient
 from django_redis.exceptions import ConnectionInterrupted
 from django_redis.pool import ConnectionFactory
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from durable_sessions.cache.replication import ReplicaLagError
+from durable_sessions.conf import app_settings
 
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, RedisError)
 
@@ -96,3 +101,82 @@ class ClusterClient(DefaultClient):
     def clear(self, client=None) -> None:
         """Delete this cache's keys only, on every primary (a cluster has one database, shared)."""
         self.delete_pattern("*", client=client)
+
+
+class ReplicatedClusterClient(ClusterClient):
+    """The cluster client whose writes return once ``REPLICA_ACKS`` replicas of the owning shard hold them.
+
+    ``WAIT`` counts the replicas of the primary it is sent to, for the writes
+    sent before it on the same connection: each write goes, with its ``WAIT``,
+    in one pipeline on the connection of the primary that owns its key's slot
+    (keys of several primaries: a pipeline each). A write fewer replicas
+    acknowledged, or one that met a slot on the move (``MOVED``, ``ASK``, while
+    the cluster reshards), raises ReplicaLagError: the guarded backend
+    journals its keys, as for one Redis under Sentinel, and the session is
+    read from PostgreSQL until the journal has deleted them.
+    """
+
+    def __init__(self, server, params, backend) -> None:
+        super().__init__(server, params, backend)
+        self.replica_acks = int(app_settings.REPLICA_ACKS)
+        self.replica_ack_timeout = int(app_settings.REPLICA_ACK_TIMEOUT)
+
+    def _acknowledged(self, keys: list[str], write: Callable[[Any, list[str]], None], version=None) -> list:
+        """Run ``write(pipeline, keys of one primary)`` on each primary owning some of ``keys``, with a WAIT each."""
+        cluster: RedisCluster = self.get_client(write=True)
+        by_node: dict[str, tuple[Any, list[str]]] = {}
+        for key in keys:
+            node = cluster.get_node_from_key(self.make_key(key, version=version))
+            by_node.setdefault(node.name, (node, []))[1].append(key)
+        results: list = []
+        for node, node_keys in by_node.values():
+            pipe = cluster.get_redis_connection(node).pipeline(transaction=False)
+            write(pipe, node_keys)
+            pipe.execute_command("WAIT", self.replica_acks, self.replica_ack_timeout)
+            try:
+                *answers, acks = pipe.execute()
+            except ResponseError as error:  # MOVED or ASK: the slot map is stale, or the slot is moving
+                cluster.nodes_manager.initialize()
+                raise ReplicaLagError(f"a session write met a slot on the move: {error}") from error
+            if acks < self.replica_acks:
+                raise ReplicaLagError(f"{acks} of {self.replica_acks} replicas acknowledged a session write")
+            results += answers
+        return results
+
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None, nx=False, xx=False):
+        if client is not None or (nx and timeout is not DEFAULT_TIMEOUT and timeout is not None and timeout <= 0):
+            # The caller's own pipeline decides (rewarm adds copies with NX, which a failover may lose harmlessly);
+            # django-redis answers an already expired NX with EXISTS and writes nothing.
+            return super().set(key, value, timeout, version, client, nx, xx)
+        results = self._acknowledged(
+            [key], lambda pipe, _: DefaultClient.set(self, key, value, timeout, version, pipe, nx, xx), version
+        )
+        return bool(results[0]) if results else False
+
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None, client=None):
+        if client is not None:
+            return super().set_many(data, timeout, version, client)
+
+        def write(pipe, keys: list[str]) -> None:
+            for key in keys:
+                DefaultClient.set(self, key, data[key], timeout, version, pipe)
+
+        if data:
+            self._acknowledged(list(data), write, version)
+        return None
+
+    def delete(self, key, version=None, prefix=None, client=None):
+        if client is not None:
+            return super().delete(key, version, prefix, client)
+        results = self._acknowledged([key], lambda pipe, _: DefaultClient.delete(self, key, version, prefix, pipe))
+        return bool(results[0]) if results else False
+
+    def delete_many(self, keys, version=None, client=None):
+        keys = list(keys)
+        if client is not None or not keys:
+            return super().delete_many(keys, version, client) if keys else 0
+
+        def write(pipe, node_keys: list[str]) -> None:
+            pipe.delete(*(self.make_key(key, version=version) for key in node_keys))
+
+        return sum(self._acknowledged(keys, write, version))

@@ -15,8 +15,10 @@ from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from config.caches import CLUSTER_KEY_PREFIXES, SESSION_CACHE_ALIAS, Cluster, build_caches
+from durable_sessions.cache.breaker import OPEN
+from durable_sessions.models import SessionCacheJournal
 from harness.servers.redis_cluster import RedisClusterGroup
-from harness.testing import basket_lines, session_cached, sign_in
+from harness.testing import basket_lines, session_cache_key, session_cached, sign_in, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -111,3 +113,50 @@ def test_stats_see_redis_and_failed_sign_ins_are_counted(on_cluster, ada, forget
         sign_in(device, password="wrong")
     refused = sign_in(device)  # the right password, while sign-ins to ada are paused: counted on the cluster
     assert refused.status_code == 200 and "Too many failed sign-ins" in refused.content.decode()
+
+
+def replicas(group: RedisClusterGroup) -> list:
+    primaries = set(group.primaries())
+    return [server for server in group.servers if server.process and server.port not in primaries]
+
+
+@pytest.fixture
+def on_cluster_with_acks(redis_cluster, settings) -> Iterator[RedisClusterGroup]:
+    """The shop's caches on the cluster, each session write acknowledged by its shard's replica."""
+    settings.DURABLE_SESSIONS_REPLICA_ACKS, settings.DURABLE_SESSIONS_REPLICA_ACK_TIMEOUT = 1, 100
+    config = Cluster.parse(redis_cluster.nodes.split(","), replica_acks=1, ack_timeout_ms=100)
+    with override_settings(CACHES=build_caches("redis://127.0.0.1/0", cluster=config)):
+        redis_cluster.client().flushall()
+        yield redis_cluster
+
+
+def test_with_replica_acks_session_writes_on_every_shard_are_acknowledged(on_cluster_with_acks, make_product):
+    product = make_product()
+    shoppers = [Client() for _ in range(12)]
+    for shopper in shoppers:
+        assert shopper.post(f"/cart/add/{product.pk}/").status_code == 302
+
+    assert all(keys_by_primary(on_cluster_with_acks, CLUSTER_KEY_PREFIXES[SESSION_CACHE_ALIAS]).values())
+    assert not SessionCacheJournal.objects.exists()  # every write was acknowledged, none journaled
+    assert caches[SESSION_CACHE_ALIAS].breaker.state != OPEN
+
+
+def test_a_write_its_shards_replica_did_not_acknowledge_is_journaled_not_trusted(
+    on_cluster_with_acks, make_product, quick_probes
+):
+    product = make_product()
+    paused = replicas(on_cluster_with_acks)
+    for replica in paused:
+        replica.pause()
+    try:
+        shopper = Client()
+        assert shopper.post(f"/cart/add/{product.pk}/").status_code == 302  # PostgreSQL has it
+        key = shopper.cookies["sessionid"].value
+        assert SessionCacheJournal.objects.filter(cache_key=session_cache_key(key)).exists()
+        assert basket_lines(shopper) == {str(product.pk): 1}  # served from PostgreSQL meanwhile
+    finally:
+        for replica in paused:
+            replica.resume()
+    cache = caches[SESSION_CACHE_ALIAS]
+    wait_until(lambda: basket_lines(shopper) == {str(product.pk): 1} and cache.breaker.allows(), timeout=20)
+    assert not SessionCacheJournal.objects.exists()  # replayed: the key deleted on its shard
