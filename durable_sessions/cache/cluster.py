@@ -20,6 +20,7 @@ django-redis classes); these two classes keep one.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -136,8 +137,11 @@ class ReplicatedClusterClient(ClusterClient):
             try:
                 *answers, acks = pipe.execute()
             except ResponseError as error:  # MOVED or ASK: the slot map is stale, or the slot is moving
-                cluster.nodes_manager.initialize()
+                _slots_refresh(cluster)
                 raise ReplicaLagError(f"a session write met a slot on the move: {error}") from error
+            except (RedisConnectionError, RedisTimeoutError):
+                _slots_refresh(cluster)  # the primary may have failed over: ask the others who owns its slots
+                raise
             if acks < self.replica_acks:
                 raise ReplicaLagError(f"{acks} of {self.replica_acks} replicas acknowledged a session write")
             results += answers
@@ -180,3 +184,9 @@ class ReplicatedClusterClient(ClusterClient):
             pipe.delete(*(self.make_key(key, version=version) for key in node_keys))
 
         return sum(self._acknowledged(keys, write, version))
+
+
+def _slots_refresh(cluster: RedisCluster) -> None:
+    """Read the slot map again from any node that answers, for the next write; a failure is left to the next one."""
+    with contextlib.suppress(RedisError):
+        cluster.nodes_manager.initialize()
