@@ -65,12 +65,7 @@ class Sentinel:
         cls, sentinels: list[str], master: str, replica_acks: int, ack_timeout_ms: int, password: str = ""
     ) -> Sentinel | None:
         """Return the configuration for "host:port" strings, or None when there are none."""
-        hosts = []
-        for entry in (e.strip() for e in sentinels):
-            host, _, port = entry.rpartition(":")
-            if not host or not port.isdigit():
-                raise ImproperlyConfigured(f"REDIS_SENTINELS entries are host:port, not {entry!r}")
-            hosts.append((host.strip("[]"), int(port)))
+        hosts = _host_ports(sentinels, "REDIS_SENTINELS")
         if not hosts:
             return None
         if not SENTINEL_MASTER_NAME.fullmatch(master or ""):
@@ -79,7 +74,7 @@ class Sentinel:
                 f"'.', '_' and '-' (Redis compares it exactly; a URL host is lowercased): not {master!r}"
             )
         _check_replica_acks(replica_acks, ack_timeout_ms)
-        return cls(tuple(hosts), master, replica_acks, ack_timeout_ms, password)
+        return cls(hosts, master, replica_acks, ack_timeout_ms, password)
 
     def location(self, redis_url: str) -> str:
         """REDIS_URL with the primary's name for host: it keeps the database and the password."""
@@ -107,6 +102,17 @@ class Sentinel:
         return options
 
 
+def _host_ports(entries: list[str], setting: str) -> tuple[tuple[str, int], ...]:
+    """Return (host, port) for "host:port" strings ("[::1]:port" for IPv6); refuse anything else."""
+    hosts = []
+    for entry in (e.strip() for e in entries):
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit():
+            raise ImproperlyConfigured(f"{setting} entries are host:port, not {entry!r}")
+        hosts.append((host.strip("[]"), int(port)))
+    return tuple(hosts)
+
+
 def _check_replica_acks(replica_acks: int, ack_timeout_ms: int) -> None:
     if replica_acks < 0:
         raise ImproperlyConfigured("REDIS_REPLICA_ACKS is a number of replicas, 0 or more")
@@ -130,16 +136,11 @@ class Cluster:
     @classmethod
     def parse(cls, nodes: list[str], replica_acks: int = 0, ack_timeout_ms: int = 0) -> Cluster | None:
         """Return the configuration for "host:port" strings, or None when there are none."""
-        hosts = []
-        for entry in (e.strip() for e in nodes):
-            host, _, port = entry.rpartition(":")
-            if not host or not port.isdigit():
-                raise ImproperlyConfigured(f"REDIS_CLUSTER_NODES entries are host:port, not {entry!r}")
-            hosts.append((host.strip("[]"), int(port)))
+        hosts = _host_ports(nodes, "REDIS_CLUSTER_NODES")
         if not hosts:
             return None
         _check_replica_acks(replica_acks, ack_timeout_ms)
-        return cls(tuple(hosts), replica_acks, ack_timeout_ms)
+        return cls(hosts, replica_acks, ack_timeout_ms)
 
     def location(self, redis_url: str) -> str:
         """REDIS_URL, checked: a cluster has one database, 0."""
