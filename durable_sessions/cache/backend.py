@@ -16,7 +16,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.db import DatabaseError
 from django_redis.cache import RedisCache
 from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from durable_sessions import metrics
 from durable_sessions.cache.breaker import Breaker
@@ -27,7 +27,8 @@ from durable_sessions.stamps import ENDED
 
 logger = logging.getLogger(__name__)
 
-REDIS_ERRORS = (ConnectionInterrupted, RedisError, OSError, socket.timeout)
+# RedisClusterException (a slot no primary serves during a failover, no node reachable) is no RedisError.
+REDIS_ERRORS = (ConnectionInterrupted, RedisError, RedisClusterException, OSError, socket.timeout)
 EXISTS_BATCH = 1000
 _MISSING = object()
 

@@ -31,7 +31,7 @@ from django_redis.exceptions import ConnectionInterrupted
 from django_redis.pool import ConnectionFactory
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from durable_sessions.cache.replication import ReplicaLagError
@@ -188,5 +188,5 @@ class ReplicatedClusterClient(ClusterClient):
 
 def _slots_refresh(cluster: RedisCluster) -> None:
     """Read the slot map again from any node that answers, for the next write; a failure is left to the next one."""
-    with contextlib.suppress(RedisError):
+    with contextlib.suppress(RedisError, RedisClusterException):
         cluster.nodes_manager.initialize()
