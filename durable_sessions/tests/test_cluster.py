@@ -49,7 +49,7 @@ def keys_by_primary(group: RedisClusterGroup, prefix: str) -> dict[int, int]:
 
 def test_sessions_land_on_every_primary_and_are_read_without_sql(on_cluster, make_product):
     products = [make_product() for _ in range(3)]
-    shoppers = [Client() for _ in range(24)]
+    shoppers = [Client() for _ in range(30)]  # 30 keys miss one of three primaries once in 60,000 runs
     for number, shopper in enumerate(shoppers):
         assert shopper.post(f"/cart/add/{products[number % 3].pk}/").status_code == 302
 
@@ -132,7 +132,7 @@ def on_cluster_with_acks(redis_cluster, settings, quick_probes) -> Iterator[Redi
 
 def test_with_replica_acks_session_writes_on_every_shard_are_acknowledged(on_cluster_with_acks, make_product):
     product = make_product()
-    shoppers = [Client() for _ in range(12)]
+    shoppers = [Client() for _ in range(30)]  # 30 keys miss one of three primaries once in 60,000 runs
     for shopper in shoppers:
         assert shopper.post(f"/cart/add/{product.pk}/").status_code == 302
 
