@@ -11,12 +11,12 @@ Forgetting a product also starts a new content generation: the list pages
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Iterable
 from decimal import Decimal
 
 from django.core.cache import cache
+from django.core.validators import slug_re
 from django.db import transaction
 
 from durable_sessions.cache.backend import breaker_state
@@ -33,7 +33,6 @@ PRODUCT_CACHE_TIMEOUT = 300
 ENTRY_SALT = "shop.product_cache"
 # What each field of an entry must be; anything else is not an entry of ours.
 _FIELDS = {"id": int, "category_id": int, "name": str, "slug": str, "price": str, "stock": int, "is_active": bool}
-SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 
 
 def _key(product_id: int) -> str:
@@ -59,7 +58,7 @@ def _from_entry(product_id: int, stored: object) -> Product | None:
         return None
     if any(type(entry[name]) is not kind for name, kind in _FIELDS.items()) or entry["id"] != product_id:
         return None
-    if not SLUG.fullmatch(entry["slug"]) or entry["stock"] < 0:
+    if not slug_re.fullmatch(entry["slug"]) or entry["stock"] < 0:
         return None
     try:
         return Product(**{**entry, "price": Decimal(entry["price"])})

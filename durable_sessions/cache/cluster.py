@@ -37,8 +37,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from durable_sessions.cache.replication import ReplicaLagError
 from durable_sessions.conf import app_settings
 
-_CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, RedisError)
-
 
 class ClusterConnectionFactory(ConnectionFactory):
     """Return one ``RedisCluster`` per location and process: it keeps a connection pool per node itself.
@@ -93,7 +91,7 @@ class ClusterClient(DefaultClient):
         map_keys = {self.make_key(k, version=version): k for k in keys}
         try:
             results = client.mget_nonatomic(list(map_keys))
-        except _CONNECTION_ERRORS as error:
+        except RedisError as error:  # connection and timeout errors among them
             raise ConnectionInterrupted(connection=client) from error
         return {
             map_keys[key]: self.decode(value) for key, value in zip(map_keys, results, strict=True) if value is not None
