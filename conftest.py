@@ -73,6 +73,19 @@ def quick_probes(settings):
 
 
 @pytest.fixture
+def fresh_breakers():
+    """Start from no session cache breakers in this process: the gauge counts every breaker, and earlier
+    tests' private servers are gone, some with their breakers left open."""
+    from durable_sessions.cache import backend, breaker, shards
+
+    for each in list(breaker._live):
+        each.retire()
+    backend._breakers.clear()
+    backend._watchers.clear()
+    shards._guards.clear()
+
+
+@pytest.fixture
 def forget_login_failures():
     """Start with no failed sign-ins counted (the counters live in Redis, shared by every test)."""
     from django.core.cache import cache

@@ -164,6 +164,7 @@ class Cluster:
 
 
 SESSION_CACHE_BACKEND = "durable_sessions.cache.backend.SessionRedisCache"
+CLUSTER_SESSION_CACHE_BACKEND = "durable_sessions.cache.shards.ClusterSessionCache"
 CLUSTER_CLIENT = "durable_sessions.cache.cluster.ClusterClient"
 # On a cluster both caches share database 0: each keeps to its own prefix, and
 # clearing the general cache deletes its keys only.
@@ -276,7 +277,7 @@ def _session_cache(url: str, sentinel: Sentinel | None = None, cluster: Cluster 
         # django-redis defaults to pickle: anyone able to write to Redis could then
         # run code in the shop. Sessions hold JSON-safe data only.
         serializer=JSON_SERIALIZER,
-        backend=SESSION_CACHE_BACKEND,
+        backend=CLUSTER_SESSION_CACHE_BACKEND if cluster else SESSION_CACHE_BACKEND,
         sentinel=sentinel,
         cluster=cluster,
     )

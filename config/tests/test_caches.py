@@ -146,7 +146,7 @@ def test_cluster_nodes_are_parsed_and_both_caches_reach_the_cluster_with_prefixe
         assert cache["OPTIONS"]["CLUSTER_NODES"] == cluster.nodes
         assert cache["LOCATION"] == "redis://:s3cret@ignored:6379/0"
     assert caches["default"]["KEY_PREFIX"] != caches[SESSION_CACHE_ALIAS]["KEY_PREFIX"]
-    assert caches[SESSION_CACHE_ALIAS]["BACKEND"] == "durable_sessions.cache.backend.SessionRedisCache"
+    assert caches[SESSION_CACHE_ALIAS]["BACKEND"] == "durable_sessions.cache.shards.ClusterSessionCache"
 
 
 @pytest.mark.parametrize("entry", ["7000", "host:", "host:port", ""])

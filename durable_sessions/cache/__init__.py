@@ -17,5 +17,8 @@ go wrong when Redis is unreachable, and this package handles both:
   process that never saw the outage does not read a stale copy either.
 
 Under Sentinel, a write also waits for a replica's acknowledgement
-(``replication.py``); ``backend.py`` is the cache API the store calls.
+(``replication.py``); ``backend.py`` is the cache API the store calls. On a
+Redis Cluster (``cluster.py`` connects django-redis to it), ``shards.py``
+keeps a breaker per primary and the journal per slot, so one primary out of
+reach costs only its own keys their cache.
 """

@@ -67,8 +67,11 @@ class SessionRedisCache(RedisCache):
         options = params.setdefault("OPTIONS", {})
         options["IGNORE_EXCEPTIONS"] = False  # failures are handled here, not swallowed below
         super().__init__(server, params)
+        self.breaker = self._breaker(server, options)
+
+    def _breaker(self, server: str, options: dict[str, Any]) -> Breaker:
         # One breaker per Redis: a Sentinel location names the primary only.
-        self.breaker = _breaker_for(f"{server} {options.get('SENTINELS') or ''}")
+        return _breaker_for(f"{server} {options.get('SENTINELS') or ''}")
 
     def _redis(self):
         return self.client.get_client(write=True)
@@ -82,51 +85,63 @@ class SessionRedisCache(RedisCache):
         journal: Iterable[str] = (),
         read: bool = False,
         counted: bool = False,
+        breaker: Breaker | None = None,
     ) -> Any:
         """Call Redis unless the breaker says not to; on failure count it, journal ``journal`` and return ``default``.
 
         ``read``: a read, which needs a closed breaker (writes go to Redis half-open too).
         ``counted``: a session read, counted in shop_session_cache_requests_total.
+        ``breaker``: the one to ask, when not this cache's own (a cluster has one per primary).
         """
-        permitted = self.breaker.allows if read else self.breaker.allows_writes
+        breaker = breaker or self.breaker
+        permitted = breaker.allows if read else breaker.allows_writes
         if not permitted():
-            self._probe()
+            self._probe(breaker)
             if not permitted():
                 if counted:
                     metrics.cache_requests.labels(metrics.SKIPPED).inc()
-                journal_write(journal, self.breaker)
+                self._journal(journal, breaker)
                 return default
         try:
             result = call()
-        except REDIS_ERRORS:
+        except REDIS_ERRORS as error:
             logger.warning("session cache call failed; falling back to PostgreSQL", exc_info=True)
             if counted:
                 metrics.cache_requests.labels(metrics.ERROR).inc()
-            self.breaker.record_failure()
-            journal_write(journal, self.breaker)
+            self._failed(breaker, error)
+            self._journal(journal, breaker)
             return default
-        self.breaker.record_success()
+        breaker.record_success()
         return result
 
-    def _probe(self) -> None:
-        if not self.breaker.start_probe():
+    def _failed(self, breaker: Breaker, error: Exception) -> None:
+        breaker.record_failure()
+
+    def _journal(self, keys: Iterable[str], breaker: Breaker) -> None:
+        journal_write(keys, breaker)
+
+    def _probe(self, breaker: Breaker) -> None:
+        if not breaker.start_probe():
             return
         healthy = False
         try:
             self._redis().ping()
-            self.breaker.reached()
-            if self.breaker.unjournaled:
-                pending = set(self.breaker.unjournaled)
+            breaker.reached()
+            if breaker.unjournaled:
+                pending = set(breaker.unjournaled)
                 super().delete_many(list(pending))
-                self.breaker.unjournaled -= pending
-            healthy = journal_replay(lambda keys: super(SessionRedisCache, self).delete_many(keys))
-            healthy = healthy and not self.breaker.unjournaled
+                breaker.unjournaled -= pending
+            healthy = journal_replay(self._replay_delete)
+            healthy = healthy and not breaker.unjournaled
         except REDIS_ERRORS:
             logger.info("session cache probe: Redis still unreachable")
         except DatabaseError:
             logger.warning("session cache probe: journal unreadable", exc_info=True)
         finally:
-            self.breaker.end_probe(healthy=healthy)
+            breaker.end_probe(healthy=healthy)
+
+    def _replay_delete(self, keys: list[str]) -> None:
+        super().delete_many(keys)
 
     # --- Redis itself -------------------------------------------------------------------
     def ping(self) -> None:

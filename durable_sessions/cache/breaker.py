@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 
 from durable_sessions import metrics
 
@@ -14,6 +15,10 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 # How soon a half-open breaker probes again (seconds, at most its reset timeout): the
 # journal it waits to see empty is emptied by every process's probes within moments.
 HALF_OPEN_PROBE_INTERVAL = 0.25
+
+# This process's breakers in use (one per Redis, or per primary of a cluster):
+# the gauge says 1 while any of them is open.
+_live: weakref.WeakSet[Breaker] = weakref.WeakSet()
 
 
 class Breaker:
@@ -25,7 +30,8 @@ class Breaker:
     probe finds the journal refilled, and no breaker closes.
     """
 
-    def __init__(self, *, fail_max: int, reset_timeout: float) -> None:
+    def __init__(self, *, fail_max: int, reset_timeout: float, name: str = "") -> None:
+        self.name = name  # the primary it guards, on a cluster
         self.fail_max = fail_max
         self.reset_timeout = reset_timeout
         self._lock = threading.Lock()
@@ -39,6 +45,7 @@ class Breaker:
         self._probe_generation = 0
         # Keys whose journal write failed too: only this process knows them.
         self.unjournaled: set[str] = set()
+        _live.add(self)
 
     @property
     def state(self) -> str:
@@ -66,7 +73,7 @@ class Breaker:
             elif self._failures >= self.fail_max and self._opened_at is None:
                 self._opened_at = time.monotonic()
                 _opened()
-                logger.warning("session cache breaker opened after %d failures", self._failures)
+                logger.warning("session cache breaker%s opened after %d failures", self._of, self._failures)
 
     def trip(self, *, probe_now: bool = False) -> None:
         """Open at once; with ``probe_now`` the next call may probe straight away."""
@@ -78,7 +85,7 @@ class Breaker:
                 if self._half_open:
                     self._reopen()
             if self._opened_at is None:
-                logger.warning("session cache breaker opened: the journal holds keys to repair")
+                logger.warning("session cache breaker%s opened: the journal holds keys to repair", self._of)
                 self._opened_at = time.monotonic() - (self.reset_timeout if probe_now else 0)
                 _opened()
 
@@ -104,9 +111,9 @@ class Breaker:
             self._probing = False
             if healthy and self._generation == self._probe_generation:
                 self._opened_at, self._failures, self._half_open = None, 0, False
-                metrics.breaker_open.set(0)
+                _report()
                 metrics.breaker_transitions.labels("closed").inc()
-                logger.warning("session cache breaker closed: Redis answers and the journal is empty")
+                logger.warning("session cache breaker%s closed: Redis answers and the journal is empty", self._of)
             else:
                 self._opened_at = time.monotonic()
 
@@ -114,9 +121,22 @@ class Breaker:
         # Called with the lock held: a write failed while half-open.
         self._half_open = False
         self._opened_at = time.monotonic()
-        logger.warning("session cache breaker open again: a write failed while half-open")
+        logger.warning("session cache breaker%s open again: a write failed while half-open", self._of)
+
+    def retire(self) -> None:
+        """Stop counting this breaker in the gauge: its primary serves no slot any more (a failover)."""
+        _live.discard(self)
+        _report()
+
+    @property
+    def _of(self) -> str:
+        return f" of {self.name}" if self.name else ""
 
 
 def _opened() -> None:
-    metrics.breaker_open.set(1)
+    _report()
     metrics.breaker_transitions.labels("open").inc()
+
+
+def _report() -> None:
+    metrics.breaker_open.set(int(any(breaker._opened_at is not None for breaker in list(_live))))

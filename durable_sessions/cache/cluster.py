@@ -179,7 +179,8 @@ class ReplicatedClusterClient(ClusterClient):
             return super().delete_many(keys, version, client) if keys else 0
 
         def write(pipe, node_keys: list[str]) -> None:
-            pipe.delete(*(self.make_key(key, version=version) for key in node_keys))
+            for key in node_keys:  # a DEL each: one primary's keys lie in several slots (CROSSSLOT)
+                pipe.delete(self.make_key(key, version=version))
 
         return sum(self._acknowledged(keys, write, version))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from django.db import DatabaseError, ProgrammingError, connection, transaction
 from django.utils import timezone
@@ -26,7 +26,11 @@ def _journal_model():
 
 
 def journal_write(keys: Iterable[str], breaker: Breaker) -> None:
-    """Record keys whose write or delete did not reach Redis, and open the breaker."""
+    """Record keys whose write or delete did not reach Redis, and open the breaker.
+
+    ``breaker``: this process's breaker, or anything with its ``trip()`` and
+    ``unjournaled`` (a cluster's, which keeps one per primary).
+    """
     keys = sorted(set(keys))  # one row per key, locked in one order: no deadlock
     if not keys:
         return
@@ -50,23 +54,35 @@ def journal_write(keys: Iterable[str], breaker: Breaker) -> None:
     breaker.trip()
 
 
-def journal_replay(delete_many: Callable[[list[str]], object]) -> bool:
-    """Delete journaled keys from Redis with ``delete_many``; return True once the journal is empty."""
+def journal_replay(delete_many: Callable[[list[str]], Collection[str] | None]) -> bool:
+    """Delete journaled keys from Redis with ``delete_many``; return True once the journal is empty.
+
+    ``delete_many`` may return the keys it could not delete (on a cluster, the
+    keys of a primary that does not answer): their rows stay for a later replay.
+    """
     journal = _journal_model()
+    after = ""
     while True:
         with transaction.atomic():
             keys = list(
                 journal.objects.select_for_update(skip_locked=True)
-                .order_by("failed_at")
+                .filter(cache_key__gt=after)
+                .order_by("cache_key")
                 .values_list("cache_key", flat=True)[:REPLAY_BATCH]
             )
             if not keys:
                 break
-            delete_many(keys)
+            left = set(delete_many(keys) or ())
             # The rows are locked: a key journaled again meanwhile waits and
             # is inserted afresh after this commit, for the next replay.
-            journal.objects.filter(cache_key__in=keys).delete()
+            journal.objects.filter(cache_key__in=[key for key in keys if key not in left]).delete()
+            after = keys[-1]
     return journal_is_empty()
+
+
+def journal_keys(limit: int) -> list[str]:
+    """Return up to ``limit`` journaled keys."""
+    return list(_journal_model().objects.values_list("cache_key", flat=True)[:limit])
 
 
 def journal_is_empty() -> bool:

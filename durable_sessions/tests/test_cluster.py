@@ -158,3 +158,92 @@ def test_a_write_its_shards_replica_did_not_acknowledge_is_journaled_not_trusted
     cache = caches[SESSION_CACHE_ALIAS]
     wait_until(lambda: basket_lines(shopper) == {str(product.pk): 1} and cache.breaker.allows(), timeout=20)
     assert not SessionCacheJournal.objects.exists()  # replayed: the key deleted on its shard
+
+
+# --- One primary out of reach, and a failover (the breaker and journal per primary) -------------
+
+
+def shard_of(group: RedisClusterGroup, cookie: str) -> int:
+    """Return the port of the primary holding this session's cache key."""
+    return group.owner(f"{CLUSTER_KEY_PREFIXES[SESSION_CACHE_ALIAS]}:1:{session_cache_key(cookie)}")
+
+
+def shoppers_by_shard(group: RedisClusterGroup, product, count: int = 30) -> dict[int, list[Client]]:
+    by_shard: dict[int, list[Client]] = {port: [] for port in group.primaries()}
+    for _ in range(count):  # 30 keys miss one of three primaries once in 60,000 runs
+        shopper = Client()
+        assert shopper.post(f"/cart/add/{product.pk}/").status_code == 302
+        by_shard[shard_of(group, shopper.cookies["sessionid"].value)].append(shopper)
+    assert all(by_shard.values()), {port: len(shoppers) for port, shoppers in by_shard.items()}
+    return by_shard
+
+
+def read_without_sql(shopper: Client) -> bool:
+    with CaptureQueriesContext(connection) as queries:
+        assert shopper.get("/accounts/me.json").status_code == 200
+    return not queries.captured_queries
+
+
+def test_one_primary_out_of_reach_leaves_the_other_shards_served_from_redis(on_cluster, make_product):
+    product = make_product()
+    by_shard = shoppers_by_shard(on_cluster, product)
+    down, *up = by_shard
+    replica = on_cluster.replica_of(down)
+    replica.cli("CONFIG", "SET", "cluster-replica-no-failover", "yes")  # out of reach, not replaced
+    cache = caches[SESSION_CACHE_ALIAS]
+    on_cluster.server(down).pause()
+    try:
+        for shopper in by_shard[down]:
+            assert basket_lines(shopper) == {str(product.pk): 1}  # from PostgreSQL
+        assert cache.shards.breaker(f"127.0.0.1:{down}").state == OPEN
+        for port in up:
+            assert cache.shards.breaker(f"127.0.0.1:{port}").state != OPEN
+            for shopper in by_shard[port]:
+                assert read_without_sql(shopper), port  # still from Redis
+                assert basket_lines(shopper) == {str(product.pk): 1}
+    finally:
+        on_cluster.server(down).resume()
+        replica.cli("CONFIG", "SET", "cluster-replica-no-failover", "no")
+    wait_until(lambda: all(read_without_sql(shopper) for shopper in by_shard[down]), timeout=20)
+
+
+def test_a_primary_killed_mid_traffic_fails_over_and_a_write_its_replica_missed_is_never_served(
+    on_cluster_with_acks, make_product
+):
+    group = on_cluster_with_acks
+    kite, mug = make_product(), make_product()
+    by_shard = shoppers_by_shard(group, kite)
+    victim, *_ = by_shard
+    replica, lost = group.replica_of(victim), by_shard[victim][0]
+    expected = {id(shopper): {str(kite.pk): 1} for shoppers in by_shard.values() for shopper in shoppers}
+
+    replica.pause()  # the next write on the victim's shard reaches its primary only
+    assert lost.post(f"/cart/add/{mug.pk}/").status_code == 302
+    expected[id(lost)] = {str(kite.pk): 1, str(mug.pk): 1}
+    assert SessionCacheJournal.objects.filter(
+        cache_key=session_cache_key(lost.cookies["sessionid"].value)
+    ).exists()  # not acknowledged: journaled
+    group.server(victim).kill()
+    replica.resume()  # holds the lost shopper's session without the mug, and is promoted
+
+    everyone = [shopper for shoppers in by_shard.values() for shopper in shoppers]
+    goods = [make_product() for _ in range(10)]  # a line holds at most 10
+    rounds = 0
+    while victim in group.primaries() or rounds < 2:  # traffic on every shard until the replica is promoted
+        product = goods[rounds % len(goods)]
+        for shopper in everyone:
+            assert shopper.post(f"/cart/add/{product.pk}/").status_code == 302
+            lines = expected[id(shopper)]
+            lines[str(product.pk)] = lines.get(str(product.pk), 0) + 1
+            assert basket_lines(shopper) == lines  # never the copy the replica had
+        rounds += 1
+    group.wait_ready()
+    assert replica.port in group.primaries()
+
+    group.server(victim).start()  # comes back as the new primary's replica: writes are acknowledged again
+    cache = caches[SESSION_CACHE_ALIAS]
+    wait_until(lambda: basket_lines(lost) == expected[id(lost)] and cache.breaker.allows(), timeout=30)
+    assert not SessionCacheJournal.objects.exists()
+    for shopper in everyone:
+        assert basket_lines(shopper) == expected[id(shopper)]
+        assert read_without_sql(shopper)  # every shard serves from Redis again

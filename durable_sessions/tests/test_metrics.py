@@ -56,7 +56,7 @@ def test_session_reads_count_hits_misses_and_database_loads(client, make_product
 
 
 @pytest.mark.django_db
-def test_stopping_redis_moves_the_breaker_gauge_and_transitions(client, make_product, redis_server):
+def test_stopping_redis_moves_the_breaker_gauge_and_transitions(client, make_product, redis_server, fresh_breakers):
     product = make_product()
     opened = Delta("shop_session_breaker_transitions_total", to="open")
     closed = Delta("shop_session_breaker_transitions_total", to="closed")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from redis.crc import key_slot
 
 from harness.servers.backing import RedisServer, ServiceUnavailable
 
@@ -29,7 +30,15 @@ SLOTS = 16384
 # How long a primary may not answer before the others count it as failed (ms);
 # its replica is promoted then.
 NODE_TIMEOUT_MS = 1000
-SERVER_ARGS = ("--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--repl-diskless-sync-delay", "0")
+SERVER_ARGS = (
+    "--cluster-node-timeout",
+    str(NODE_TIMEOUT_MS),
+    "--repl-diskless-sync-delay",
+    "0",
+    # A cache: while one shard has no primary, the others keep serving (the default refuses every key).
+    "--cluster-require-full-coverage",
+    "no",
+)
 # A node also listens on its port + 10,000 (the cluster bus), which must be a port too.
 BUS_OFFSET = 10000
 PORTS = range(20000, 65536 - BUS_OFFSET)
@@ -121,6 +130,26 @@ class RedisClusterGroup:
                 owners.setdefault(int(primary[1]), []).append((int(start), int(end)))
             return owners
         raise ServiceUnavailable("no node of the cluster answers")
+
+    def server(self, port: int) -> RedisServer:
+        return next(server for server in self.servers if server.port == port)
+
+    def owner(self, key: str) -> int:
+        """Return the port of the primary that serves ``key``'s slot."""
+        slot = key_slot(key.encode())
+        for port, ranges in self.primaries().items():
+            if any(start <= slot <= end for start, end in ranges):
+                return port
+        raise ServiceUnavailable(f"no primary serves slot {slot}")
+
+    def replica_of(self, primary_port: int) -> RedisServer:
+        """Return the running server that replicates the primary on ``primary_port``."""
+        for server in self.servers:
+            if server.process and server.port != primary_port:
+                role = redis.Redis(port=server.port, decode_responses=True).execute_command("ROLE")
+                if role[0] == "slave" and int(role[2]) == primary_port:
+                    return server
+        raise ServiceUnavailable(f"no replica of {primary_port}")
 
     def wait_ready(self, timeout: float = 30) -> None:
         """Wait until every running node says the cluster is ok and every slot is served by a primary with a replica."""

@@ -1,0 +1,368 @@
+"""The guarded session cache on a Redis Cluster: a breaker per primary, and the journal kept per slot.
+
+On one Redis, one breaker stands for the whole cache, and a journal that is
+not empty opens it: until the journal is replayed, no session is read from
+Redis. On a cluster that would make one primary that does not answer, or one
+key its shard failed to take, cost every shard its cache. Here:
+
+* **A breaker per primary** counts that primary's failures only; the others
+  keep serving. Its probe first asks the cluster who owns which slots: after
+  a failover its slots belong to the promoted replica, which has a breaker of
+  its own, and the old primary's is retired.
+* **Slots with journaled keys** are read from PostgreSQL until the journal is
+  replayed, whichever primary serves them by then. A slot is a key's place
+  across a failover and a resharding, a primary is not: a write the old
+  primary missed, or that its replica never acknowledged, is never read from
+  the replica promoted in its place. A replica's missing acknowledgement
+  journals the key without counting against the primary, which answered.
+* **The replay** deletes each primary's journaled keys on that primary; the
+  keys of a primary that does not answer stay journaled for a later replay.
+  A request that meets a journaled slot runs it (one at a time, every
+  HALF_OPEN_PROBE_INTERVAL at most); each process's journal watcher marks
+  the slots other processes journaled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.db import DatabaseError
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import RedisClusterException, RedisError
+
+from durable_sessions import metrics
+from durable_sessions.cache.backend import REDIS_ERRORS, SessionRedisCache
+from durable_sessions.cache.breaker import CLOSED, HALF_OPEN, HALF_OPEN_PROBE_INTERVAL, OPEN, Breaker
+from durable_sessions.cache.journal import JournalWatcher, journal_keys, journal_replay
+from durable_sessions.cache.replication import ReplicaLagError
+from durable_sessions.conf import app_settings
+
+logger = logging.getLogger(__name__)
+
+# Past this many journaled keys every slot counts as journaled (the set of slots is kept in memory).
+JOURNAL_SLOTS_LIMIT = 10_000
+ALL_SLOTS = frozenset(range(16384))
+# A key journaled here that the journal never showed is forgotten after this long (seconds): the
+# transaction that journaled it rolled back (and with it the change Redis missed).
+MARK_LIFETIME = 600.0
+
+_guards: dict[str, ShardGuard] = {}
+_guards_lock = threading.Lock()
+
+
+class ShardGuard:
+    """One process's breakers (one per primary) and journaled slots for one cluster.
+
+    It stands where one Redis has its ``Breaker``: ``state``, ``allows()`` and
+    ``unjournaled`` describe the whole cluster, for /readyz, the overview and
+    the journal.
+    """
+
+    def __init__(self, make_key: Callable[[str], Any]) -> None:
+        self.make_key = make_key
+        self.breakers: dict[str, Breaker] = {}
+        self.journaled: frozenset[int] = frozenset()
+        self.unjournaled: set[str] = set()
+        self._lock = threading.Lock()
+        self._marked: dict[str, tuple[float, bool]] = {}  # journaled here: when, and whether the journal showed it
+        self._repairing = False
+        self._repaired_at = 0.0
+
+    # --- Breakers per primary -----------------------------------------------------------
+    def breaker(self, node_name: str) -> Breaker:
+        with self._lock:
+            breaker = self.breakers.get(node_name)
+            if breaker is None:
+                breaker = self.breakers[node_name] = Breaker(
+                    fail_max=int(app_settings.BREAKER_FAIL_MAX),
+                    reset_timeout=float(app_settings.BREAKER_RESET_TIMEOUT),
+                    name=node_name,
+                )
+            return breaker
+
+    def retire_all_but(self, primaries: set[str]) -> None:
+        """Forget the breakers of nodes that serve no slot any more (failed over, or emptied by a resharding)."""
+        with self._lock:
+            for name in set(self.breakers) - primaries:
+                self.breakers.pop(name).retire()
+
+    @property
+    def state(self) -> str:
+        states = {breaker.state for breaker in list(self.breakers.values())}
+        return OPEN if OPEN in states else HALF_OPEN if HALF_OPEN in states else CLOSED
+
+    def allows(self) -> bool:
+        """Whether every key may be read from the cluster: no primary's breaker open, no slot journaled."""
+        return self.state == CLOSED and not self.journaled
+
+    # --- Journaled slots ----------------------------------------------------------------
+    def slot(self, key: str) -> int:
+        return key_slot(str(self.make_key(key)).encode())
+
+    def is_journaled(self, key: str) -> bool:
+        return bool(self.journaled) and self.slot(key) in self.journaled
+
+    def mark(self, keys: Iterable[str]) -> None:
+        """Count these keys' slots as journaled at once, in this process (the journal says so to the others).
+
+        Each stays marked here until the journal has been seen to hold it and
+        then not (replayed): its row commits with the transaction that wrote
+        it, which may be a session's locked change still running.
+        """
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                self._marked[key] = (now, False)
+            self.journaled = self.journaled | {self.slot(key) for key in keys}
+
+    def trip(self, *, probe_now: bool = False) -> None:
+        """What the journal calls: a key was journaled here (``mark`` has it), or the watcher saw some."""
+        if probe_now:
+            keys = journal_keys(JOURNAL_SLOTS_LIMIT + 1)
+            slots = ALL_SLOTS if len(keys) > JOURNAL_SLOTS_LIMIT else {self.slot(key) for key in keys}
+            with self._lock:
+                self.journaled = self.journaled | slots
+
+    def load(self) -> None:
+        """Read which slots hold journaled keys, after a replay: the journal's, and the keys marked here."""
+        keys = set(journal_keys(JOURNAL_SLOTS_LIMIT + 1))
+        now = time.monotonic()
+        with self._lock:
+            for key, (marked_at, seen) in list(self._marked.items()):
+                if key in keys:
+                    self._marked[key] = (marked_at, True)
+                elif seen or now - marked_at > MARK_LIFETIME:  # replayed, or its transaction rolled back
+                    del self._marked[key]
+            slots = ALL_SLOTS if len(keys) > JOURNAL_SLOTS_LIMIT else {self.slot(key) for key in keys}
+            self.journaled = frozenset(slots) | {self.slot(key) for key in (*self._marked, *self.unjournaled)}
+
+    def start_repair(self) -> bool:
+        """Return True for the one caller that should replay the journal now."""
+        with self._lock:
+            if self._repairing or time.monotonic() - self._repaired_at < HALF_OPEN_PROBE_INTERVAL:
+                return False
+            self._repairing = True
+            return True
+
+    def end_repair(self) -> None:
+        with self._lock:
+            self._repairing, self._repaired_at = False, time.monotonic()
+
+
+def _guard_for(location: str, make_key: Callable[[str], Any]) -> ShardGuard:
+    with _guards_lock:
+        guard = _guards.get(location)
+        if guard is None:
+            guard = _guards[location] = ShardGuard(make_key)
+            interval = float(app_settings.JOURNAL_POLL_INTERVAL)
+            if interval > 0:
+                JournalWatcher(guard, interval).start()
+        return guard
+
+
+class ClusterSessionCache(SessionRedisCache):
+    """The guarded session cache on a cluster: each key asks its own primary's breaker and its slot's journal."""
+
+    def _breaker(self, server: str, options: dict[str, Any]) -> ShardGuard:
+        nodes = ",".join(f"{host}:{port}" for host, port in options["CLUSTER_NODES"])
+        return _guard_for(f"{server} {nodes}", self.make_key)
+
+    @property
+    def shards(self) -> ShardGuard:
+        return self.breaker
+
+    # --- Routing ------------------------------------------------------------------------
+    def _primary(self, key: str) -> str | None:
+        """Name the primary this process believes serves ``key``'s slot (None: no primary serves it)."""
+        try:
+            cluster: RedisCluster = self._redis()
+        except REDIS_ERRORS:  # no seed node answers yet: the call itself fails, and counts
+            return None
+        nodes = cluster.nodes_manager.slots_cache.get(self.shards.slot(key))
+        return nodes[0].name if nodes else None
+
+    def _by_primary(self, keys: Iterable[str]) -> dict[str | None, list[str]]:
+        groups: dict[str | None, list[str]] = defaultdict(list)
+        for key in keys:
+            groups[self._primary(key)].append(key)
+        return groups
+
+    def _node_breaker(self, name: str | None) -> Breaker:
+        # A slot no primary serves (mid-failover) counts against a breaker of its own, probed like any other.
+        return self.shards.breaker(name or "(no primary)")
+
+    # --- The guard, per primary ---------------------------------------------------------
+    def _failed(self, breaker: Breaker, error: Exception) -> None:
+        if not isinstance(error, ReplicaLagError):  # a lagging replica is no failure of the primary
+            breaker.record_failure()
+
+    def _journal(self, keys: Iterable[str], breaker: Breaker) -> None:
+        keys = list(keys)
+        if keys:
+            self.shards.mark(keys)
+            super()._journal(keys, self.shards)
+
+    def _probe(self, breaker: Breaker) -> None:
+        """Ask the cluster who serves which slots, then PING the breaker's primary if it still serves some."""
+        if not breaker.start_probe():
+            return
+        healthy = False
+        try:
+            cluster: RedisCluster = self._redis()
+            with contextlib.suppress(RedisError, RedisClusterException):
+                cluster.nodes_manager.initialize()
+            primaries = {node.name for node in cluster.get_primaries()}
+            self.shards.retire_all_but(primaries | {"(no primary)"})
+            if breaker.name in primaries:
+                cluster.get_redis_connection(cluster.get_node(node_name=breaker.name)).ping()
+                breaker.reached()
+            healthy = True  # its slots moved elsewhere, or it answers
+        except REDIS_ERRORS:
+            logger.info("session cache probe: primary %s still unreachable", breaker.name)
+        finally:
+            breaker.end_probe(healthy=healthy)
+
+    def _repair(self) -> None:
+        """Replay the journal, each primary's keys on it, then read again which slots are journaled."""
+        shards = self.shards
+        if not shards.start_repair():
+            return
+        try:
+            if shards.unjournaled:
+                pending = set(shards.unjournaled)
+                shards.unjournaled -= pending - set(self._replay_delete(list(pending)))
+            journal_replay(self._replay_delete)
+            shards.load()
+        except DatabaseError:
+            logger.warning("session cache repair: journal unreadable", exc_info=True)
+        finally:
+            shards.end_repair()
+
+    def _replay_delete(self, keys: list[str]) -> list[str]:
+        """Delete keys on their primaries; return those whose primary is skipped or failed."""
+        left: list[str] = []
+        for name, node_keys in self._by_primary(keys).items():
+            breaker = self._node_breaker(name)
+            if not breaker.allows_writes():
+                self._probe(breaker)  # reads of journaled keys never reach the guard: probe here
+            if not breaker.allows_writes() or breaker.name != self._node_breaker(self._primary(node_keys[0])).name:
+                left += node_keys  # still unreachable, or its slots moved: the next replay
+                continue
+            try:
+                SessionRedisCache._replay_delete(self, node_keys)
+            except REDIS_ERRORS as error:
+                logger.info("session cache repair: %d keys left on %s (%s)", len(node_keys), name, error)
+                self._failed(breaker, error)
+                left += node_keys
+        return left
+
+    def _readable(self, key: str) -> bool:
+        if self.shards.is_journaled(key):
+            self._repair()
+            if self.shards.is_journaled(key):
+                return False
+        return True
+
+    # --- The cache API, per key ---------------------------------------------------------
+    def get(self, key, default=None, version=None, client=None):
+        if not self._readable(key):
+            metrics.cache_requests.labels(metrics.SKIPPED).inc()
+            return default
+
+        def read():
+            value = super(SessionRedisCache, self).get(key, _MISSING, version, client)
+            metrics.cache_requests.labels(metrics.MISS if value is _MISSING else metrics.HIT).inc()
+            return default if value is _MISSING else value
+
+        return self._guarded(
+            read, default=default, read=True, counted=True, breaker=self._node_breaker(self._primary(key))
+        )
+
+    def has_key(self, key, version=None, client=None):
+        if not self._readable(key):
+            return False
+        return self._guarded(
+            lambda: super(SessionRedisCache, self).has_key(key, version, client),
+            default=False,
+            read=True,
+            breaker=self._node_breaker(self._primary(key)),
+        )
+
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None):
+        if not self._readable(key):  # a re-cache of what PostgreSQL holds waits for its slot's replay
+            return False
+        return self._guarded(
+            lambda: super(SessionRedisCache, self).add(key, value, timeout, version, client),
+            default=False,
+            read=True,
+            breaker=self._node_breaker(self._primary(key)),
+        )
+
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None, nx=False, xx=False):
+        return self._guarded(
+            lambda: super(SessionRedisCache, self).set(key, value, timeout, version, client, nx, xx),
+            default=False,
+            journal=[key],
+            breaker=self._node_breaker(self._primary(key)),
+        )
+
+    def delete(self, key, version=None, prefix=None, client=None):
+        return self._guarded(
+            lambda: super(SessionRedisCache, self).delete(key, version, prefix, client),
+            default=False,
+            journal=[key],
+            breaker=self._node_breaker(self._primary(key)),
+        )
+
+    # --- The cache API, many keys: a call per primary -----------------------------------
+    def get_many(self, keys, version=None, client=None):
+        found: dict = {}
+        readable = [key for key in keys if self._readable(key)]
+        for name, node_keys in self._by_primary(readable).items():
+            found.update(
+                self._guarded(
+                    lambda node_keys=node_keys: super(SessionRedisCache, self).get_many(node_keys, version, client),
+                    default={},
+                    read=True,
+                    breaker=self._node_breaker(name),
+                )
+            )
+        return found
+
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None, client=None):
+        data = dict(data)
+        failed: list[str] = []
+        for name, node_keys in self._by_primary(data).items():
+            part = {key: data[key] for key in node_keys}
+            failed += (
+                self._guarded(
+                    lambda part=part: super(SessionRedisCache, self).set_many(part, timeout, version, client),
+                    default=list(part),
+                    journal=list(part),
+                    breaker=self._node_breaker(name),
+                )
+                or []
+            )
+        return failed
+
+    def delete_many(self, keys, version=None):
+        deleted = 0
+        for name, node_keys in self._by_primary(keys).items():
+            deleted += self._guarded(
+                lambda node_keys=node_keys: super(SessionRedisCache, self).delete_many(node_keys, version),
+                default=0,
+                journal=node_keys,
+                breaker=self._node_breaker(name),
+            )
+        return deleted
+
+
+_MISSING = object()
