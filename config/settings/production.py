@@ -39,6 +39,7 @@ CACHES = build_caches(
     session_db=env.REDIS_SESSION_DB,
     single_process=False,
     sentinel=REDIS_SENTINEL,  # noqa: F405
+    cluster=REDIS_CLUSTER,  # noqa: F405
 )
 
 # --- HTTPS ------------------------------------------------------------------------------

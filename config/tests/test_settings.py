@@ -107,6 +107,26 @@ def test_production_reads_redis_sentinel_from_the_environment():
     assert result.stdout.strip().splitlines()[-1] == expected
 
 
+def test_production_reads_a_redis_cluster_from_the_environment():
+    result = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; c = settings.CACHES; "
+        "print(c['sessions']['BACKEND'], c['default']['OPTIONS']['CLUSTER_NODES'], "
+        "settings.DURABLE_SESSIONS_REPLICA_ACKS)",
+        settings="config.settings.production",
+        SECRET_KEY=TEST_SECRET_KEY,
+        DATABASE_URL="postgres://u@db/shop",
+        REDIS_URL="redis://:pw@ignored/0",
+        REDIS_CLUSTER_NODES="n1.internal:6379,n2.internal:6379",
+        REDIS_REPLICA_ACKS="1",
+    )
+
+    assert result.returncode == 0, result.stderr
+    expected = "durable_sessions.cache.shards.ClusterSessionCache (('n1.internal', 6379), ('n2.internal', 6379)) 1"
+    assert result.stdout.strip().splitlines()[-1] == expected
+
+
 def production(*args: str, **env: str) -> subprocess.CompletedProcess:
     """Run manage.py on production settings with its two required variables (a fresh random key)."""
     required = {"SECRET_KEY": secrets.token_urlsafe(50), "DATABASE_URL": "postgres://shop:pw@db.internal:5432/shop"}

@@ -112,6 +112,46 @@ class RedisClusterGroup:
         self.servers = []
         shutil.rmtree(self.workdir, ignore_errors=True)
 
+    # --- Faults and changes, for the resilience scenarios ---------------------------------
+    def stop_servers(self) -> None:
+        """Stop every node, keeping each one's cluster configuration (not its data) to start again with."""
+        for server in self.servers:
+            server.stop()
+
+    def start_servers(self) -> None:
+        """Start every stopped node again; they form the same cluster, empty."""
+        for server in self.servers:
+            if not server.process:
+                server.start()
+        self.wait_ready()
+
+    def flushall(self) -> None:
+        """Empty every primary (FLUSHALL is one node's; its replicas follow)."""
+        for port in self.primaries():
+            self.server(port).cli("FLUSHALL")
+
+    def reshard(self, slots: int, source: int, target: int) -> None:
+        """Move ``slots`` slots, keys and all, from the primary on port ``source`` to the one on ``target``."""
+        node_id = {port: redis.Redis(port=port).execute_command("CLUSTER", "MYID") for port in (source, target)}
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "reshard",
+                f"127.0.0.1:{source}",
+                "--cluster-from",
+                _text(node_id[source]),
+                "--cluster-to",
+                _text(node_id[target]),
+                "--cluster-slots",
+                str(slots),
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+
     def client(self) -> redis.RedisCluster:
         server = next(s for s in self.servers if s.process)
         return redis.RedisCluster(host="127.0.0.1", port=server.port, decode_responses=True)
@@ -175,6 +215,10 @@ class RedisClusterGroup:
         covered = sum(end - start + 1 for ranges in owners.values() for start, end in ranges)
         running = {server.port for server in self.servers if server.process}
         return covered == SLOTS and len(owners) == PRIMARIES and set(owners) <= running
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def main() -> int:
