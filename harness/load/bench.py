@@ -322,6 +322,110 @@ def catalogue_figures(
     return pages, searches
 
 
+def redis_benchmark(port: int, size: int, *, cluster: bool = False) -> dict[str, float]:
+    """Return GET and SET per second on the Redis at ``port`` for values of ``size`` bytes (redis-benchmark)."""
+    command = ["redis-benchmark", "-p", str(port), "-t", "get,set", "-d", str(size), "-n", "200000"]
+    command += ["-c", str(CONNECTIONS), "-r", "100000", "-q", *(["--cluster"] if cluster else [])]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return {
+        name.lower(): float(rate)
+        for name, rate in re.findall(r"^(GET|SET): ([\d.]+) requests per second", output, re.M)
+    }
+
+
+def cluster_figures(shop, base_env: dict[str, str], products: list[tuple[int, str]]) -> tuple[list[Figure], dict]:
+    """Session reads and the basket page on one Redis against a 3-primary cluster, in the same rounds.
+
+    Also what one primary takes (redis-benchmark GET and SET of a session's
+    size) and what a session costs it in memory: the capacity on paper.
+    """
+    import redis as redis_client
+
+    from harness.servers.redis_cluster import RedisClusterGroup
+
+    group = RedisClusterGroup().start()
+    one = sharded = None
+    try:
+        one = shop()
+        sharded = shop(REDIS_URL="redis://127.0.0.1/0", REDIS_CLUSTER_NODES=group.nodes, REDIS_REPLICA_ACKS="1")
+        one_cookie = cookie_header(shopper_with_basket(one, products))
+        sharded_cookie = cookie_header(shopper_with_basket(sharded, products))
+        figures = measure(
+            {
+                "session read `/accounts/me.json`, one Redis": (f"{one.url}/accounts/me.json", {"cookie": one_cookie}),
+                "session read `/accounts/me.json`, cluster": (
+                    f"{sharded.url}/accounts/me.json",
+                    {"cookie": sharded_cookie},
+                ),
+                "cart page, 5 lines, one Redis": (f"{one.url}/cart/", {"cookie": one_cookie}),
+                "cart page, 5 lines, cluster": (f"{sharded.url}/cart/", {"cookie": sharded_cookie}),
+            },
+            base_env["DATABASE_URL"],
+        )
+        # The shopper's session: the one session key on the cluster (wrk's requests reuse its cookie).
+        keys = [
+            (port, key)
+            for port in group.primaries()
+            for key in redis_client.Redis(port=port).scan_iter(match="sessions:*", count=1000)
+        ]
+        assert len(keys) == 1, keys
+        port, key = keys[0]
+        node = redis_client.Redis(port=port)
+        size, memory = node.strlen(key), node.memory_usage(key)
+        alone = RedisServer().start()  # what one primary takes: a Redis like any of them, all its keys its own
+        try:
+            one_redis = redis_benchmark(alone.port, size)
+        finally:
+            alone.stop()
+        capacity = {
+            "size": size,
+            "memory": memory,
+            "one": one_redis,
+            "cluster": redis_benchmark(next(iter(group.primaries())), size, cluster=True),
+        }
+    finally:
+        for server in (one, sharded):
+            if server is not None:
+                server.stop()
+        group.stop()
+    return figures, capacity
+
+
+def cluster_report(figures: list[Figure], capacity: dict) -> list[str]:
+    """Return BENCHMARKS.md's Redis Cluster section."""
+    by_label = {f.label: f for f in figures}
+    one, sharded = capacity["one"], capacity["cluster"]
+    per_gb = 1024**3 / capacity["memory"]
+    reads = [
+        (by_label[f"{what}, one Redis"], by_label[f"{what}, cluster"])
+        for what in ("session read `/accounts/me.json`", "cart page, 5 lines")
+    ]
+    return [
+        "## One Redis against a Redis Cluster",
+        "",
+        "Two servers measured in the same rounds: one on a Redis of its own, one on a cluster of 3 primaries "
+        "and 3 replicas (`REDIS_CLUSTER_NODES`, session writes acknowledged by the shard's replica), all on this "
+        "machine's 2 cores. A warm page view reads its session with one GET either way; on the cluster the "
+        "client finds the primary from the key's slot.",
+        "",
+        TABLE_HEAD_P95,
+        *(f.row_p95() for pair in reads for f in pair),
+        "",
+        *(
+            f"- {a.label.rsplit(', ', 1)[0]}: the cluster gives {b.rps / a.rps:.2f}× one Redis's req/s, "
+            f"p99 {b.p99:.1f} ms against {a.p99:.1f} ms."
+            for a, b in reads
+        ),
+        "",
+        f"What one primary takes (redis-benchmark, {CONNECTIONS} connections, values of a session's "
+        f"{capacity['size']} bytes): {one['get']:,.0f} GET/s and {one['set']:,.0f} SET/s; the same against the "
+        f"whole cluster (`--cluster`): {sharded['get']:,.0f} GET/s and {sharded['set']:,.0f} SET/s, its 3 "
+        "primaries sharing the same 2 cores. A session with a 5-line basket takes "
+        f"{capacity['memory']} bytes of Redis memory: {per_gb / 1e6:.1f} million sessions per GB.",
+        "",
+    ]
+
+
 def versions() -> str:
     def out(*command: str) -> str:
         try:
@@ -343,7 +447,7 @@ def versions() -> str:
 
 
 def main(argv: list[str]) -> int:
-    only_catalogue = argv[1:] == ["catalogue"]
+    only_catalogue, only_cluster = argv[1:] == ["catalogue"], argv[1:] == ["cluster"]
     ensure()
     if not shutil.which("wrk"):
         apt_install("wrk")
@@ -371,6 +475,9 @@ def main(argv: list[str]) -> int:
     try:
         if only_catalogue:
             print("\n".join(catalogue_report(*catalogue_figures(shop, base_env, redis.url, products, workdir))))
+            return 0
+        if only_cluster:
+            print("\n".join(cluster_report(*cluster_figures(shop, base_env, products))))
             return 0
         print("Endpoints, the shop's store:", flush=True)
         server = shop()
@@ -431,13 +538,16 @@ def main(argv: list[str]) -> int:
 
         print(f"The catalogue at {CATALOGUE_PRODUCTS:,} products:", flush=True)
         pages, searches = catalogue_figures(shop, base_env, redis.url, products, workdir)
+
+        print("One Redis against a Redis Cluster:", flush=True)
+        sharded = cluster_figures(shop, base_env, products)
     finally:
         for server in servers:
             server.stop()
         redis.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    write_report(endpoints, engines, adds, outage, healthy_cart, shop_lost, pages, searches)
+    write_report(endpoints, engines, adds, outage, healthy_cart, shop_lost, pages, searches, sharded)
     print(f"Wrote {REPORT.relative_to(BASE_DIR)}", flush=True)
     return 0
 
@@ -482,7 +592,7 @@ def catalogue_report(pages: list[Figure], searches: list[Figure]) -> list[str]:
     ]
 
 
-def write_report(endpoints, engines, adds, outage, healthy_cart, shop_lost, pages, searches) -> None:
+def write_report(endpoints, engines, adds, outage, healthy_cart, shop_lost, pages, searches, sharded) -> None:
     head = "| what | req/s | p50 ms | p99 ms | ratio | non-2xx/3xx |\n|---|---|---|---|---|---|"
     stock_db = next(f.rps for f in engines if f.label == "stock db")
     save_every = next(f.rps for f in engines if f.label.startswith("stock db, SESSION"))
@@ -546,6 +656,7 @@ def write_report(endpoints, engines, adds, outage, healthy_cart, shop_lost, page
         f"- Cart page p99 with Redis stopped: {outage[0].p99 / healthy_cart.p99:.2f}× healthy (target ≤ 3×).",
         "",
         *catalogue_report(pages, searches),
+        *cluster_report(*sharded),
         "<!-- measured -->",
     ]
     REPORT.write_text("\n".join(lines) + measured)
