@@ -79,6 +79,9 @@ class SessionCacheJournal(models.Model):
 
     cache_key = models.CharField(max_length=255, primary_key=True)
     failed_at = models.DateTimeField()
+    # On a Redis Cluster, the key's hash slot: which slots hold journaled keys is one
+    # bounded query (at most 16,384 rows) however long the journal grows.
+    slot = models.SmallIntegerField(null=True, blank=True, db_index=True)
 
     class Meta:
         db_table = "accounts_sessioncachejournal"

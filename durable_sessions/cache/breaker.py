@@ -19,6 +19,7 @@ HALF_OPEN_PROBE_INTERVAL = 0.25
 # This process's breakers in use (one per Redis, or per primary of a cluster):
 # the gauge says 1 while any of them is open.
 _live: weakref.WeakSet[Breaker] = weakref.WeakSet()
+_live_lock = threading.Lock()  # a WeakSet changed while another thread iterates it raises
 
 
 class Breaker:
@@ -45,7 +46,8 @@ class Breaker:
         self._probe_generation = 0
         # Keys whose journal write failed too: only this process knows them.
         self.unjournaled: set[str] = set()
-        _live.add(self)
+        with _live_lock:
+            _live.add(self)
 
     @property
     def state(self) -> str:
@@ -125,7 +127,8 @@ class Breaker:
 
     def retire(self) -> None:
         """Stop counting this breaker in the gauge: its primary serves no slot any more (a failover)."""
-        _live.discard(self)
+        with _live_lock:
+            _live.discard(self)
         _report()
 
     @property
@@ -139,4 +142,6 @@ def _opened() -> None:
 
 
 def _report() -> None:
-    metrics.breaker_open.set(int(any(breaker._opened_at is not None for breaker in list(_live))))
+    with _live_lock:
+        breakers = list(_live)
+    metrics.breaker_open.set(int(any(breaker._opened_at is not None for breaker in breakers)))

@@ -29,13 +29,18 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django_redis.client import DefaultClient
 from django_redis.exceptions import ConnectionInterrupted
 from django_redis.pool import ConnectionFactory
+from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from durable_sessions.cache.replication import ReplicaLagError
 from durable_sessions.conf import app_settings
+
+# Attempts after the first, when a node does not answer: see ClusterConnectionFactory.
+CLUSTER_RETRIES = 0
 
 
 class ClusterConnectionFactory(ConnectionFactory):
@@ -69,6 +74,11 @@ class ClusterConnectionFactory(ConnectionFactory):
             # A primary that is down (until its replica is promoted) fails only
             # the keys of its slots; the cluster starts and serves the others.
             "require_full_coverage": False,
+            # No retry: a node that does not answer fails the call at once, and the guard falls back
+            # to PostgreSQL and counts it against that primary's breaker. (redis-py reads the slot map
+            # again on such a failure either way, so the next call follows a failover; its default of
+            # 10 retries with a growing backoff cost seconds per request while a primary was paused.)
+            "retry": Retry(NoBackoff(), CLUSTER_RETRIES),
         }
         if parts.password:
             kwargs["password"] = unquote(parts.password)

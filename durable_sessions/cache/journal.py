@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
+from datetime import datetime
 
 from django.db import DatabaseError, ProgrammingError, connection, transaction
 from django.utils import timezone
@@ -25,11 +26,12 @@ def _journal_model():
     return SessionCacheJournal
 
 
-def journal_write(keys: Iterable[str], breaker: Breaker) -> None:
+def journal_write(keys: Iterable[str], breaker: Breaker, *, slot_of: Callable[[str], int] | None = None) -> None:
     """Record keys whose write or delete did not reach Redis, and open the breaker.
 
     ``breaker``: this process's breaker, or anything with its ``trip()`` and
-    ``unjournaled`` (a cluster's, which keeps one per primary).
+    ``unjournaled`` (a cluster's, which keeps one per primary). ``slot_of``:
+    on a cluster, each key's hash slot, recorded with it.
     """
     keys = sorted(set(keys))  # one row per key, locked in one order: no deadlock
     if not keys:
@@ -39,10 +41,10 @@ def journal_write(keys: Iterable[str], breaker: Breaker) -> None:
     try:
         with transaction.atomic():
             journal.objects.bulk_create(
-                [journal(cache_key=key, failed_at=now) for key in keys],
+                [journal(cache_key=key, failed_at=now, slot=slot_of(key) if slot_of else None) for key in keys],
                 update_conflicts=True,
                 unique_fields=["cache_key"],
-                update_fields=["failed_at"],
+                update_fields=["failed_at", "slot"],
             )
             if connection.vendor == "postgresql":
                 # Every process's watcher hears this at once, not at its next look.
@@ -54,35 +56,53 @@ def journal_write(keys: Iterable[str], breaker: Breaker) -> None:
     breaker.trip()
 
 
-def journal_replay(delete_many: Callable[[list[str]], Collection[str] | None]) -> bool:
+def journal_replay(
+    delete_many: Callable[[list[str]], Collection[str] | None],
+    *,
+    replayed: Callable[[dict[str, datetime]], None] | None = None,
+) -> bool:
     """Delete journaled keys from Redis with ``delete_many``; return True once the journal is empty.
 
     ``delete_many`` may return the keys it could not delete (on a cluster, the
     keys of a primary that does not answer): their rows stay for a later replay.
+    ``replayed`` hears the keys deleted from Redis, with when each was journaled.
     """
     journal = _journal_model()
     after = ""
     while True:
         with transaction.atomic():
-            keys = list(
+            rows = dict(
                 journal.objects.select_for_update(skip_locked=True)
                 .filter(cache_key__gt=after)
                 .order_by("cache_key")
-                .values_list("cache_key", flat=True)[:REPLAY_BATCH]
+                .values_list("cache_key", "failed_at")[:REPLAY_BATCH]
             )
-            if not keys:
+            if not rows:
                 break
-            left = set(delete_many(keys) or ())
+            left = set(delete_many(list(rows)) or ())
+            done = {key: failed_at for key, failed_at in rows.items() if key not in left}
             # The rows are locked: a key journaled again meanwhile waits and
             # is inserted afresh after this commit, for the next replay.
-            journal.objects.filter(cache_key__in=[key for key in keys if key not in left]).delete()
-            after = keys[-1]
+            journal.objects.filter(cache_key__in=list(done)).delete()
+            if replayed and done:
+                replayed(done)  # deleted from Redis: a rollback here keeps the rows, never a stale copy
+            after = max(rows)
     return journal_is_empty()
 
 
-def journal_keys(limit: int) -> list[str]:
-    """Return up to ``limit`` journaled keys."""
-    return list(_journal_model().objects.values_list("cache_key", flat=True)[:limit])
+def journal_slots(slot_of: Callable[[str], int], limit: int) -> set[int] | None:
+    """Return the hash slots of the journaled keys; None when more than ``limit`` keys have no slot recorded."""
+    journal = _journal_model()
+    slots = set(journal.objects.filter(slot__isnull=False).values_list("slot", flat=True).distinct())
+    unslotted = list(journal.objects.filter(slot__isnull=True).values_list("cache_key", flat=True)[: limit + 1])
+    if len(unslotted) > limit:
+        return None
+    return slots | {slot_of(key) for key in unslotted}
+
+
+def journal_times(keys: Collection[str]) -> dict[str, datetime]:
+    """Return when each of these keys was last journaled, for those the journal holds."""
+    return dict(_journal_model().objects.filter(cache_key__in=list(keys)).values_list("cache_key", "failed_at"))
 
 
 def journal_is_empty() -> bool:

@@ -26,33 +26,44 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
-from django.db import DatabaseError
+from django.utils import timezone
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import RedisClusterException, RedisError
 
 from durable_sessions import metrics
 from durable_sessions.cache.backend import REDIS_ERRORS, SessionRedisCache
 from durable_sessions.cache.breaker import CLOSED, HALF_OPEN, HALF_OPEN_PROBE_INTERVAL, OPEN, Breaker
-from durable_sessions.cache.journal import JournalWatcher, journal_keys, journal_replay
+from durable_sessions.cache.journal import (
+    JournalWatcher,
+    journal_replay,
+    journal_slots,
+    journal_times,
+    journal_write,
+)
 from durable_sessions.cache.replication import ReplicaLagError
 from durable_sessions.conf import app_settings
 
 logger = logging.getLogger(__name__)
 
-# Past this many journaled keys every slot counts as journaled (the set of slots is kept in memory).
+# Past this many journaled keys without a slot recorded (journaled on one Redis, before a move to a
+# cluster), every slot counts as journaled; so do this many keys marked here.
 JOURNAL_SLOTS_LIMIT = 10_000
 ALL_SLOTS = frozenset(range(16384))
 # A key journaled here that the journal never showed is forgotten after this long (seconds): the
 # transaction that journaled it rolled back (and with it the change Redis missed).
-MARK_LIFETIME = 600.0
+MARK_LIFETIME = timedelta(minutes=10)
+
+# The breaker of keys whose slot no primary serves (mid-failover), or of a cluster no node of which has answered.
+NO_PRIMARY = "(no primary)"
 
 _guards: dict[str, ShardGuard] = {}
 _guards_lock = threading.Lock()
@@ -72,7 +83,9 @@ class ShardGuard:
         self.journaled: frozenset[int] = frozenset()
         self.unjournaled: set[str] = set()
         self._lock = threading.Lock()
-        self._marked: dict[str, tuple[float, bool]] = {}  # journaled here: when, and whether the journal showed it
+        self._marked: dict[str, datetime] = {}  # journaled here, when, and not yet shown by the journal
+        self._epoch = 0  # bumped by every look of the watcher
+        self.watcher_pid: int | None = None
         self._repairing = False
         self._repaired_at = 0.0
 
@@ -113,36 +126,54 @@ class ShardGuard:
     def mark(self, keys: Iterable[str]) -> None:
         """Count these keys' slots as journaled at once, in this process (the journal says so to the others).
 
-        Each stays marked here until the journal has been seen to hold it and
-        then not (replayed): its row commits with the transaction that wrote
-        it, which may be a session's locked change still running.
+        A key's row commits with the transaction that journaled it, which may
+        be a session's locked change still running: until the journal shows
+        that row (or a replay deletes the key after it), the mark stands in
+        for it here.
         """
-        now = time.monotonic()
+        keys = list(keys)
+        now = timezone.now()
         with self._lock:
             for key in keys:
-                self._marked[key] = (now, False)
+                self._marked[key] = now
             self.journaled = self.journaled | {self.slot(key) for key in keys}
 
     def trip(self, *, probe_now: bool = False) -> None:
         """What the journal calls: a key was journaled here (``mark`` has it), or the watcher saw some."""
         if probe_now:
-            keys = journal_keys(JOURNAL_SLOTS_LIMIT + 1)
-            slots = ALL_SLOTS if len(keys) > JOURNAL_SLOTS_LIMIT else {self.slot(key) for key in keys}
-            with self._lock:
-                self.journaled = self.journaled | slots
+            self._look(after_replay=False)
 
     def load(self) -> None:
-        """Read which slots hold journaled keys, after a replay: the journal's, and the keys marked here."""
-        keys = set(journal_keys(JOURNAL_SLOTS_LIMIT + 1))
-        now = time.monotonic()
+        """Read again which slots hold journaled keys, after a replay: slots it emptied are served again."""
+        self._look(after_replay=True)
+
+    def replayed(self, keys: dict[str, datetime]) -> None:
+        """Forget the marks of keys a replay deleted from Redis after they were journaled here."""
         with self._lock:
-            for key, (marked_at, seen) in list(self._marked.items()):
-                if key in keys:
-                    self._marked[key] = (marked_at, True)
-                elif seen or now - marked_at > MARK_LIFETIME:  # replayed, or its transaction rolled back
+            for key, journaled_at in keys.items():
+                if key in self._marked and journaled_at >= self._marked[key]:
                     del self._marked[key]
-            slots = ALL_SLOTS if len(keys) > JOURNAL_SLOTS_LIMIT else {self.slot(key) for key in keys}
-            self.journaled = frozenset(slots) | {self.slot(key) for key in (*self._marked, *self.unjournaled)}
+
+    def _look(self, *, after_replay: bool) -> None:
+        """Read the journal's slots. Only a look after a replay may drop slots, and not those the watcher
+        added while it read (another process journaled them meanwhile)."""
+        with self._lock:
+            epoch, marked = self._epoch, list(self._marked)
+        slots = journal_slots(self.slot, JOURNAL_SLOTS_LIMIT)
+        times = journal_times(marked) if len(marked) <= JOURNAL_SLOTS_LIMIT else {}
+        now = timezone.now()
+        with self._lock:
+            for key, at in list(self._marked.items()):
+                shown = key in times and times[key] >= at  # its row is committed: the journal speaks for it
+                if shown or now - at > MARK_LIFETIME:  # or its transaction rolled back, with what Redis missed
+                    del self._marked[key]
+            found = ALL_SLOTS if slots is None else frozenset(slots)
+            found |= {self.slot(key) for key in (*self._marked, *self.unjournaled)}
+            if not after_replay or self._epoch != epoch:
+                found |= self.journaled
+            if not after_replay:
+                self._epoch += 1
+            self.journaled = found
 
     def start_repair(self) -> bool:
         """Return True for the one caller that should replay the journal now."""
@@ -162,9 +193,11 @@ def _guard_for(location: str, make_key: Callable[[str], Any]) -> ShardGuard:
         guard = _guards.get(location)
         if guard is None:
             guard = _guards[location] = ShardGuard(make_key)
-            interval = float(app_settings.JOURNAL_POLL_INTERVAL)
-            if interval > 0:
-                JournalWatcher(guard, interval).start()
+        interval = float(app_settings.JOURNAL_POLL_INTERVAL)
+        if interval > 0 and guard.watcher_pid != os.getpid():
+            # Started in each process: gunicorn forks after import.
+            JournalWatcher(guard, interval).start()
+            guard.watcher_pid = os.getpid()
         return guard
 
 
@@ -182,12 +215,20 @@ class ClusterSessionCache(SessionRedisCache):
     # --- Routing ------------------------------------------------------------------------
     def _primary(self, key: str) -> str | None:
         """Name the primary this process believes serves ``key``'s slot (None: no primary serves it)."""
-        try:
-            cluster: RedisCluster = self._redis()
-        except REDIS_ERRORS:  # no seed node answers yet: the call itself fails, and counts
-            return None
-        nodes = cluster.nodes_manager.slots_cache.get(self.shards.slot(key))
+        cluster = self._cluster()
+        nodes = cluster.nodes_manager.slots_cache.get(self.shards.slot(key)) if cluster else None
         return nodes[0].name if nodes else None
+
+    def _cluster(self) -> RedisCluster | None:
+        """Return this process's cluster client; None while no seed node has answered (not asked again each call)."""
+        if self.client._clients[0] is None and not self._node_breaker(None).allows_writes():
+            return None  # the "(no primary)" breaker's probe tries again
+        try:
+            return self._redis()
+        except REDIS_ERRORS:
+            logger.warning("session cache: no node of the cluster answers", exc_info=True)
+            self._node_breaker(None).record_failure()
+            return None
 
     def _by_primary(self, keys: Iterable[str]) -> dict[str | None, list[str]]:
         groups: dict[str | None, list[str]] = defaultdict(list)
@@ -197,7 +238,7 @@ class ClusterSessionCache(SessionRedisCache):
 
     def _node_breaker(self, name: str | None) -> Breaker:
         # A slot no primary serves (mid-failover) counts against a breaker of its own, probed like any other.
-        return self.shards.breaker(name or "(no primary)")
+        return self.shards.breaker(name or NO_PRIMARY)
 
     # --- The guard, per primary ---------------------------------------------------------
     def _failed(self, breaker: Breaker, error: Exception) -> None:
@@ -208,7 +249,7 @@ class ClusterSessionCache(SessionRedisCache):
         keys = list(keys)
         if keys:
             self.shards.mark(keys)
-            super()._journal(keys, self.shards)
+            journal_write(keys, self.shards, slot_of=self.shards.slot)
 
     def _probe(self, breaker: Breaker) -> None:
         """Ask the cluster who serves which slots, then PING the breaker's primary if it still serves some."""
@@ -217,16 +258,21 @@ class ClusterSessionCache(SessionRedisCache):
         healthy = False
         try:
             cluster: RedisCluster = self._redis()
-            with contextlib.suppress(RedisError, RedisClusterException):
+            # Any failure to read the slot map (none answers, or the ones that do serve no slot) leaves the
+            # old one to the ping below.
+            with contextlib.suppress(Exception):
                 cluster.nodes_manager.initialize()
             primaries = {node.name for node in cluster.get_primaries()}
-            self.shards.retire_all_but(primaries | {"(no primary)"})
-            if breaker.name in primaries:
-                cluster.get_redis_connection(cluster.get_node(node_name=breaker.name)).ping()
+            self.shards.retire_all_but(primaries | {NO_PRIMARY})
+            node = cluster.get_node(node_name=breaker.name) if breaker.name in primaries else None
+            if node is not None:
+                cluster.get_redis_connection(node).ping()
                 breaker.reached()
-            healthy = True  # its slots moved elsewhere, or it answers
+            healthy = True  # it answers, or its slots moved elsewhere
         except REDIS_ERRORS:
             logger.info("session cache probe: primary %s still unreachable", breaker.name)
+        except Exception:  # a probe never fails the request that runs it
+            logger.warning("session cache probe of %s failed", breaker.name, exc_info=True)
         finally:
             breaker.end_probe(healthy=healthy)
 
@@ -239,10 +285,10 @@ class ClusterSessionCache(SessionRedisCache):
             if shards.unjournaled:
                 pending = set(shards.unjournaled)
                 shards.unjournaled -= pending - set(self._replay_delete(list(pending)))
-            journal_replay(self._replay_delete)
+            journal_replay(self._replay_delete, replayed=shards.replayed)
             shards.load()
-        except DatabaseError:
-            logger.warning("session cache repair: journal unreadable", exc_info=True)
+        except Exception:  # the journal unreadable, or anything else: a repair never fails its request
+            logger.warning("session cache repair failed; slots stay journaled", exc_info=True)
         finally:
             shards.end_repair()
 

@@ -34,6 +34,7 @@ def redis_cluster() -> Iterator[RedisClusterGroup]:
 def on_cluster(redis_cluster, quick_probes) -> Iterator[RedisClusterGroup]:
     """The shop's caches on the cluster, emptied first."""
     settings_caches = build_caches("redis://127.0.0.1/0", cluster=Cluster.parse(redis_cluster.nodes.split(",")))
+    redis_cluster.wait_ready()
     with override_settings(CACHES=settings_caches):
         redis_cluster.client().flushall()
         yield redis_cluster
@@ -144,6 +145,7 @@ def on_cluster_with_acks(redis_cluster, settings, quick_probes) -> Iterator[Redi
     """The shop's caches on the cluster, each session write acknowledged by its shard's replica."""
     settings.DURABLE_SESSIONS_REPLICA_ACKS, settings.DURABLE_SESSIONS_REPLICA_ACK_TIMEOUT = 1, 100
     config = Cluster.parse(redis_cluster.nodes.split(","), replica_acks=1, ack_timeout_ms=100)
+    redis_cluster.wait_ready()
     with override_settings(CACHES=build_caches("redis://127.0.0.1/0", cluster=config)):
         redis_cluster.client().flushall()
         yield redis_cluster
@@ -222,6 +224,7 @@ def test_one_primary_out_of_reach_leaves_the_other_shards_served_from_redis(on_c
                 assert basket_lines(shopper) == {str(product.pk): 1}
     finally:
         on_cluster.server(down).resume()
+        on_cluster.wait_ready()  # no node flagged failing any more: the replica would take over otherwise
         replica.cli("CONFIG", "SET", "cluster-replica-no-failover", "no")
     wait_until(lambda: all(read_without_sql(shopper) for shopper in by_shard[down]), timeout=20)
 
@@ -256,7 +259,6 @@ def test_a_primary_killed_mid_traffic_fails_over_and_a_write_its_replica_missed_
             lines[str(product.pk)] = lines.get(str(product.pk), 0) + 1
             assert basket_lines(shopper) == lines  # never the copy the replica had
         rounds += 1
-    group.wait_ready()
     assert replica.port in group.primaries()
 
     group.server(victim).start()  # comes back as the new primary's replica: writes are acknowledged again
@@ -266,3 +268,21 @@ def test_a_primary_killed_mid_traffic_fails_over_and_a_write_its_replica_missed_
     for shopper in everyone:
         assert basket_lines(shopper) == expected[id(shopper)]
         assert read_without_sql(shopper)  # every shard serves from Redis again
+    group.wait_ready()  # the old primary a replica again, for the next test
+
+
+def test_a_key_replayed_at_its_first_try_is_read_from_redis_again_at_once(on_cluster_with_acks, make_product):
+    product = make_product()
+    shopper = Client()
+    assert shopper.post(f"/cart/add/{product.pk}/").status_code == 302
+    replica = on_cluster_with_acks.replica_of(shard_of(on_cluster_with_acks, shopper.cookies["sessionid"].value))
+    replica.pause()
+    try:
+        assert shopper.post(f"/cart/add/{product.pk}/").status_code == 302  # not acknowledged: journaled
+    finally:
+        replica.resume()
+    assert SessionCacheJournal.objects.exists()
+
+    cache = caches[SESSION_CACHE_ALIAS]
+    wait_until(lambda: basket_lines(shopper) == {str(product.pk): 2} and cache.breaker.allows(), timeout=5)
+    assert read_without_sql(shopper)  # its slot served from Redis again, not kept aside for minutes

@@ -201,7 +201,8 @@ class RedisClusterGroup:
         raise ServiceUnavailable("the Redis cluster did not become ready")
 
     def _ready(self) -> bool:
-        """Every running node says ok, and every slot is served by a running primary (three of them)."""
+        """Every running node says ok and flags no node as failing, every slot is served by a running
+        primary (three of them), and each primary has its replica, linked."""
         try:
             for server in self.servers:
                 if not server.process:
@@ -209,12 +210,17 @@ class RedisClusterGroup:
                 node = redis.Redis(port=server.port, decode_responses=True)
                 if "cluster_state:ok" not in node.execute_command("CLUSTER", "INFO"):
                     return False
+                if " fail" in node.execute_command("CLUSTER", "NODES").replace(",fail", " fail"):
+                    return False  # "fail" or "fail?" among some node's flags
             owners = self.primaries()
+            linked = all(
+                redis.Redis(port=port).info("replication").get("connected_slaves", 0) >= 1 for port in owners
+            )
         except (redis.RedisError, ServiceUnavailable):
             return False
         covered = sum(end - start + 1 for ranges in owners.values() for start, end in ranges)
         running = {server.port for server in self.servers if server.process}
-        return covered == SLOTS and len(owners) == PRIMARIES and set(owners) <= running
+        return covered == SLOTS and len(owners) == PRIMARIES and set(owners) <= running and linked
 
 
 def _text(value: bytes | str) -> str:

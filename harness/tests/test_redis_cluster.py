@@ -84,6 +84,7 @@ def write_report(rig: Rig | None) -> None:
 
 def finish(rig: Rig, outcome: Outcome) -> None:
     verify(rig.shoppers, rig.cluster.in_rotation, outcome)
+    rig.redis.wait_ready()  # whole again (every primary with its replica) for the next scenario
     rig.outcomes.append(outcome)
     write_report(rig)
     assert outcome.problems == 0, (outcome.row(), outcome.failures)
@@ -220,6 +221,7 @@ def test_6_every_primary_paused_while_baskets_change_and_one_signs_out(rig):
                     server.resume()
             run_traffic_for(3)
     finally:
+        rig.redis.wait_ready()  # no node flagged failing any more: a replica would take over otherwise
         for replica in replicas:
             replica.cli("CONFIG", "SET", "cluster-replica-no-failover", "no")
     for instance in rig.cluster.in_rotation:
