@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 
@@ -72,6 +73,12 @@ HEADER = (
     "| scenario | requests | errors | in flight on killed | logouts | lost lines | duplicated lines "
     "| order mismatches | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|---|---|---|"
 )
+
+
+def write_table(path: Path, outcomes: list[Outcome], notes: list[str]) -> None:
+    """Write a resilience table: one row per scenario, then the notes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([HEADER, *(o.row() for o in outcomes), "", *notes]) + "\n")
 
 
 # --- A scripted shopper --------------------------------------------------------------------------

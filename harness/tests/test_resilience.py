@@ -26,7 +26,6 @@ import requests
 
 from harness.deploy_check.next_release import CHANNEL, RELEASE_NOTE, next_release
 from harness.load.scenario import (
-    HEADER,
     PASSWORD,
     Outcome,
     ScriptedShopper,
@@ -35,6 +34,7 @@ from harness.load.scenario import (
     server_orders,
     traffic,
     verify,
+    write_table,
 )
 from harness.load.shopper import Shopper
 from harness.servers.backing import RedisServer, postgres_base_url, private_redis
@@ -91,9 +91,7 @@ def rig(shop_image) -> Iterator[Rig]:
 
 
 def write_report(rig: Rig | None) -> None:
-    outcomes, notes = (rig.outcomes, rig.notes) if rig else ([], [])
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text("\n".join([HEADER, *(o.row() for o in outcomes), "", *notes]) + "\n")
+    write_table(REPORT, rig.outcomes if rig else [], rig.notes if rig else [])
 
 
 def finish(rig: Rig, outcome: Outcome) -> None:
