@@ -44,6 +44,9 @@ class Breaker:
         # must not close the breaker over it.
         self._generation = 0
         self._probe_generation = 0
+        # Journal notifications heard (the watcher's), and how many when the probe started.
+        self._notifications = 0
+        self._probe_notifications = 0
         # Keys whose journal write failed too: only this process knows them.
         self.unjournaled: set[str] = set()
         with _live_lock:
@@ -77,9 +80,16 @@ class Breaker:
                 _opened()
                 logger.warning("session cache breaker%s opened after %d failures", self._of, self._failures)
 
-    def trip(self, *, probe_now: bool = False) -> None:
-        """Open at once; with ``probe_now`` the next call may probe straight away."""
+    def trip(self, *, probe_now: bool = False, notified: bool = False) -> None:
+        """Open at once; with ``probe_now`` the next call may probe straight away.
+
+        ``notified``: another process has just journaled a key. A probe running
+        now may have looked at the journal before that key was there: it must
+        not close the breaker over it.
+        """
         with self._lock:
+            if notified:
+                self._notifications += 1
             if not probe_now:
                 # This process failed to write a key just now. (The watcher's
                 # "journal not empty" is not new: a running probe replays it.)
@@ -99,7 +109,7 @@ class Breaker:
             if not due or self._probing:
                 return False
             self._probing = True
-            self._probe_generation = self._generation
+            self._probe_generation, self._probe_notifications = self._generation, self._notifications
             return True
 
     def reached(self) -> None:
@@ -111,7 +121,8 @@ class Breaker:
     def end_probe(self, *, healthy: bool) -> None:
         with self._lock:
             self._probing = False
-            if healthy and self._generation == self._probe_generation:
+            unchanged = (self._generation, self._notifications) == (self._probe_generation, self._probe_notifications)
+            if healthy and unchanged:
                 self._opened_at, self._failures, self._half_open = None, 0, False
                 _report()
                 metrics.breaker_transitions.labels("closed").inc()

@@ -153,7 +153,7 @@ class JournalWatcher(threading.Thread):
             while True:
                 self.check()
                 for _ in listener.notifies(timeout=self.interval, stop_after=1):
-                    self.breaker.trip(probe_now=True)
+                    self.breaker.trip(probe_now=True, notified=True)
 
     def check(self) -> None:
         if not journal_is_empty():

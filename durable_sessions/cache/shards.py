@@ -138,7 +138,7 @@ class ShardGuard:
                 self._marked[key] = now
             self.journaled = self.journaled | {self.slot(key) for key in keys}
 
-    def trip(self, *, probe_now: bool = False) -> None:
+    def trip(self, *, probe_now: bool = False, notified: bool = False) -> None:
         """What the journal calls: a key was journaled here (``mark`` has it), or the watcher saw some."""
         if probe_now:
             self._look(after_replay=False)

@@ -62,6 +62,22 @@ def test_one_probe_at_a_time_and_only_when_due():
     assert breaker.state == CLOSED
 
 
+def test_a_key_journaled_elsewhere_during_a_probe_keeps_the_breaker_open():
+    breaker = Breaker(fail_max=1, reset_timeout=60)
+    breaker.trip(probe_now=True)
+    assert breaker.start_probe()
+    breaker.reached()
+    breaker.trip(probe_now=True, notified=True)  # the watcher hears another process journal a key
+
+    breaker.end_probe(healthy=True)  # this probe found the journal empty before that key
+
+    assert breaker.state != CLOSED and not breaker.allows()
+    breaker._opened_at -= 60
+    assert breaker.start_probe()
+    breaker.end_probe(healthy=True)  # the next probe replayed it
+    assert breaker.state == CLOSED
+
+
 # --- Against a real, paused Redis ---------------------------------------------------------------
 @pytest.mark.django_db
 def test_an_open_breaker_stops_requests_paying_for_redis(client, make_product, redis_server, caplog, settings):
