@@ -60,12 +60,15 @@ def journal_replay(
     delete_many: Callable[[list[str]], Collection[str] | None],
     *,
     replayed: Callable[[dict[str, datetime]], None] | None = None,
+    skip_slots: Collection[int] = (),
 ) -> bool:
     """Delete journaled keys from Redis with ``delete_many``; return True once the journal is empty.
 
     ``delete_many`` may return the keys it could not delete (on a cluster, the
     keys of a primary that does not answer): their rows stay for a later replay.
     ``replayed`` hears the keys deleted from Redis, with when each was journaled.
+    ``skip_slots``: on a cluster, slots whose keys are left for a later replay
+    (their primary is out of reach), not even read.
     """
     journal = _journal_model()
     after = ""
@@ -74,6 +77,7 @@ def journal_replay(
             rows = dict(
                 journal.objects.select_for_update(skip_locked=True)
                 .filter(cache_key__gt=after)
+                .exclude(slot__in=list(skip_slots))
                 .order_by("cache_key")
                 .values_list("cache_key", "failed_at")[:REPLAY_BATCH]
             )

@@ -285,12 +285,20 @@ class ClusterSessionCache(SessionRedisCache):
             if shards.unjournaled:
                 pending = set(shards.unjournaled)
                 shards.unjournaled -= pending - set(self._replay_delete(list(pending)))
-            journal_replay(self._replay_delete, replayed=shards.replayed)
+            journal_replay(self._replay_delete, replayed=shards.replayed, skip_slots=self._unreachable_slots())
             shards.load()
         except Exception:  # the journal unreadable, or anything else: a repair never fails its request
             logger.warning("session cache repair failed; slots stay journaled", exc_info=True)
         finally:
             shards.end_repair()
+
+    def _unreachable_slots(self) -> list[int]:
+        """The slots of the primaries whose breaker is open: a replay leaves their keys alone, unread."""
+        closed = {name for name, breaker in self.shards.breakers.items() if not breaker.allows_writes()}
+        cluster = self._cluster() if closed else None
+        if cluster is None:
+            return []
+        return [slot for slot, nodes in list(cluster.nodes_manager.slots_cache.items()) if nodes[0].name in closed]
 
     def _replay_delete(self, keys: list[str]) -> list[str]:
         """Delete keys on their primaries; return those whose primary is skipped or failed."""
@@ -312,6 +320,11 @@ class ClusterSessionCache(SessionRedisCache):
 
     def _readable(self, key: str) -> bool:
         if self.shards.is_journaled(key):
+            breaker = self._node_breaker(self._primary(key))
+            if not breaker.allows_writes():
+                self._probe(breaker)  # reads of journaled keys never reach the guard: probe here
+            if not breaker.allows_writes():
+                return False  # its primary is out of reach: no replay could repair this key now
             self._repair()
             if self.shards.is_journaled(key):
                 return False

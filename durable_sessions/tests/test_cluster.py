@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from config.caches import CLUSTER_KEY_PREFIXES, SESSION_CACHE_ALIAS, Cluster, build_caches
 from durable_sessions.cache.breaker import OPEN
+from durable_sessions.cache.journal import journal_write
 from durable_sessions.models import SessionCacheJournal
 from harness.servers.redis_cluster import RedisClusterGroup
 from harness.testing import basket_lines, session_cache_key, session_cached, sign_in, wait_until
@@ -286,3 +287,29 @@ def test_a_key_replayed_at_its_first_try_is_read_from_redis_again_at_once(on_clu
     cache = caches[SESSION_CACHE_ALIAS]
     wait_until(lambda: basket_lines(shopper) == {str(product.pk): 2} and cache.breaker.allows(), timeout=5)
     assert read_without_sql(shopper)  # its slot served from Redis again, not kept aside for minutes
+
+
+def test_a_replay_leaves_the_journal_of_a_primary_out_of_reach_unread(on_cluster, make_product):
+    product = make_product()
+    by_shard = shoppers_by_shard(on_cluster, product)
+    down, reachable, *_ = by_shard
+    cache = caches[SESSION_CACHE_ALIAS]
+    out_of_reach = cache.shards.breaker(f"127.0.0.1:{down}")
+    for _ in range(out_of_reach.fail_max):
+        out_of_reach.record_failure()
+    stranded = [key for key in (f"stranded-{n}" for n in range(4000)) if cache._primary(key) == out_of_reach.name]
+    journal_write(stranded[:1200], cache.shards, slot_of=cache.shards.slot)  # writes its primary missed
+    shopper = by_shard[reachable][0]
+    key = session_cache_key(shopper.cookies["sessionid"].value)
+    cache.shards.mark([key])
+    journal_write([key], cache.shards, slot_of=cache.shards.slot)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert basket_lines(shopper) == {str(product.pk): 1}
+
+    batches = [q for q in queries.captured_queries if "sessioncachejournal" in q["sql"] and "FOR UPDATE" in q["sql"]]
+    assert len(batches) == 2, len(batches)  # its own key's batch, then none: 1,200 rows left unread, not 3 batches
+    assert not SessionCacheJournal.objects.filter(cache_key=key).exists()  # replayed
+    assert SessionCacheJournal.objects.count() == 1200  # left for when their primary answers
+    assert read_without_sql(shopper)
+    cache.shards.retire_all_but(set())  # the breaker opened by hand goes: the next test starts afresh
