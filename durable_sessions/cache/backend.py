@@ -81,6 +81,7 @@ class SessionRedisCache(RedisCache):
         self,
         call: Callable[[], Any],
         *,
+        key: str | None = None,
         default: Any = None,
         journal: Iterable[str] = (),
         read: bool = False,
@@ -89,11 +90,17 @@ class SessionRedisCache(RedisCache):
     ) -> Any:
         """Call Redis unless the breaker says not to; on failure count it, journal ``journal`` and return ``default``.
 
+        ``key``: the one key the call reads or writes, which picks its breaker.
         ``read``: a read, which needs a closed breaker (writes go to Redis half-open too).
         ``counted``: a session read, counted in shop_session_cache_requests_total.
-        ``breaker``: the one to ask, when not this cache's own (a cluster has one per primary).
+        ``breaker``: the one to ask, for a call over several keys of one primary (a cluster).
         """
-        breaker = breaker or self.breaker
+        if breaker is None:
+            breaker = self.breaker if key is None else self._breaker_of(key)
+        if read and key is not None and not self._readable(key):
+            if counted:
+                metrics.cache_requests.labels(metrics.SKIPPED).inc()
+            return default
         permitted = breaker.allows if read else breaker.allows_writes
         if not permitted():
             self._probe(breaker)
@@ -113,6 +120,14 @@ class SessionRedisCache(RedisCache):
             return default
         breaker.record_success()
         return result
+
+    def _breaker_of(self, key: str) -> Breaker:
+        """The breaker guarding ``key``: this cache's own (a cluster keeps one per primary)."""
+        return self.breaker
+
+    def _readable(self, key: str) -> bool:
+        """Whether ``key`` may be read past its breaker (a cluster keeps journaled slots aside)."""
+        return True
 
     def _failed(self, breaker: Breaker, error: Exception) -> None:
         breaker.record_failure()
@@ -172,11 +187,12 @@ class SessionRedisCache(RedisCache):
             metrics.cache_requests.labels(metrics.MISS if value is _MISSING else metrics.HIT).inc()
             return default if value is _MISSING else value
 
-        return self._guarded(read, default=default, read=True, counted=True)
+        return self._guarded(read, key=key, default=default, read=True, counted=True)
 
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None, nx=False, xx=False):
         return self._guarded(
             lambda: super(SessionRedisCache, self).set(key, value, timeout, version, client, nx, xx),
+            key=key,
             default=False,
             journal=[key],
         )
@@ -187,7 +203,10 @@ class SessionRedisCache(RedisCache):
         # closed breaker: half-open, it could land after the replay deleted a key
         # another process changed meanwhile, and put the older copy back.
         return self._guarded(
-            lambda: super(SessionRedisCache, self).add(key, value, timeout, version, client), default=False, read=True
+            lambda: super(SessionRedisCache, self).add(key, value, timeout, version, client),
+            key=key,
+            default=False,
+            read=True,
         )
 
     def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None, client=None):
@@ -200,7 +219,10 @@ class SessionRedisCache(RedisCache):
 
     def delete(self, key, version=None, prefix=None, client=None):
         return self._guarded(
-            lambda: super(SessionRedisCache, self).delete(key, version, prefix, client), default=False, journal=[key]
+            lambda: super(SessionRedisCache, self).delete(key, version, prefix, client),
+            key=key,
+            default=False,
+            journal=[key],
         )
 
     def delete_many(self, keys, version=None):
@@ -209,7 +231,7 @@ class SessionRedisCache(RedisCache):
 
     def has_key(self, key, version=None, client=None):
         return self._guarded(
-            lambda: super(SessionRedisCache, self).has_key(key, version, client), default=False, read=True
+            lambda: super(SessionRedisCache, self).has_key(key, version, client), key=key, default=False, read=True
         )
 
     def get_many(self, keys, version=None, client=None):

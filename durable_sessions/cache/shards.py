@@ -39,7 +39,6 @@ from django.utils import timezone
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
-from durable_sessions import metrics
 from durable_sessions.cache.backend import REDIS_ERRORS, SessionRedisCache
 from durable_sessions.cache.breaker import CLOSED, HALF_OPEN, HALF_OPEN_PROBE_INTERVAL, OPEN, Breaker
 from durable_sessions.cache.journal import (
@@ -236,6 +235,9 @@ class ClusterSessionCache(SessionRedisCache):
             groups[self._primary(key)].append(key)
         return groups
 
+    def _breaker_of(self, key: str) -> Breaker:
+        return self._node_breaker(self._primary(key))
+
     def _node_breaker(self, name: str | None) -> Breaker:
         # A slot no primary serves (mid-failover) counts against a breaker of its own, probed like any other.
         return self.shards.breaker(name or NO_PRIMARY)
@@ -306,9 +308,7 @@ class ClusterSessionCache(SessionRedisCache):
         for name, node_keys in self._by_primary(keys).items():
             breaker = self._node_breaker(name)
             if not breaker.allows_writes():
-                self._probe(breaker)  # reads of journaled keys never reach the guard: probe here
-            if not breaker.allows_writes() or breaker.name != self._node_breaker(self._primary(node_keys[0])).name:
-                left += node_keys  # still unreachable, or its slots moved: the next replay
+                left += node_keys  # out of reach (a read of one of its keys probes it): the next replay
                 continue
             try:
                 SessionRedisCache._replay_delete(self, node_keys)
@@ -319,8 +319,9 @@ class ClusterSessionCache(SessionRedisCache):
         return left
 
     def _readable(self, key: str) -> bool:
+        """Not while ``key``'s slot is journaled: replay the journal first, once its primary answers."""
         if self.shards.is_journaled(key):
-            breaker = self._node_breaker(self._primary(key))
+            breaker = self._breaker_of(key)
             if not breaker.allows_writes():
                 self._probe(breaker)  # reads of journaled keys never reach the guard: probe here
             if not breaker.allows_writes():
@@ -329,57 +330,6 @@ class ClusterSessionCache(SessionRedisCache):
             if self.shards.is_journaled(key):
                 return False
         return True
-
-    # --- The cache API, per key ---------------------------------------------------------
-    def get(self, key, default=None, version=None, client=None):
-        if not self._readable(key):
-            metrics.cache_requests.labels(metrics.SKIPPED).inc()
-            return default
-
-        def read():
-            value = super(SessionRedisCache, self).get(key, _MISSING, version, client)
-            metrics.cache_requests.labels(metrics.MISS if value is _MISSING else metrics.HIT).inc()
-            return default if value is _MISSING else value
-
-        return self._guarded(
-            read, default=default, read=True, counted=True, breaker=self._node_breaker(self._primary(key))
-        )
-
-    def has_key(self, key, version=None, client=None):
-        if not self._readable(key):
-            return False
-        return self._guarded(
-            lambda: super(SessionRedisCache, self).has_key(key, version, client),
-            default=False,
-            read=True,
-            breaker=self._node_breaker(self._primary(key)),
-        )
-
-    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None):
-        if not self._readable(key):  # a re-cache of what PostgreSQL holds waits for its slot's replay
-            return False
-        return self._guarded(
-            lambda: super(SessionRedisCache, self).add(key, value, timeout, version, client),
-            default=False,
-            read=True,
-            breaker=self._node_breaker(self._primary(key)),
-        )
-
-    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None, nx=False, xx=False):
-        return self._guarded(
-            lambda: super(SessionRedisCache, self).set(key, value, timeout, version, client, nx, xx),
-            default=False,
-            journal=[key],
-            breaker=self._node_breaker(self._primary(key)),
-        )
-
-    def delete(self, key, version=None, prefix=None, client=None):
-        return self._guarded(
-            lambda: super(SessionRedisCache, self).delete(key, version, prefix, client),
-            default=False,
-            journal=[key],
-            breaker=self._node_breaker(self._primary(key)),
-        )
 
     # --- The cache API, many keys: a call per primary -----------------------------------
     def get_many(self, keys, version=None, client=None):
@@ -424,4 +374,3 @@ class ClusterSessionCache(SessionRedisCache):
         return deleted
 
 
-_MISSING = object()
