@@ -11,7 +11,7 @@ import re
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ import requests
 
 from harness.load.shopper import Shopper
 from harness.servers.shop import ShopServer
+from harness.testing import wait_until
 
 PASSWORD = "resilience-Passphrase-42"
 
@@ -191,6 +192,34 @@ def run_traffic_for(seconds: float) -> None:
 def hold(seconds: float) -> None:
     """Keep a fault as it is for ``seconds`` while the shoppers shop: the length of the fault itself."""
     time.sleep(seconds)
+
+
+def stopped_while_shopping(
+    shoppers: list[ScriptedShopper],
+    outcome: Outcome,
+    *,
+    stop: Callable[[], None],
+    start: Callable[[], None],
+    breakers_open: Callable[[], int],
+    seconds: float = 10,
+) -> tuple[int, float]:
+    """Stop a store mid-traffic for ``seconds``, start it, and wait until every worker's breaker is closed again.
+
+    Return how many worker breakers were open while it was stopped, and how
+    long after its start the last one closed (shoppers shop throughout).
+    """
+    with traffic(shoppers, outcome):
+        run_traffic_for(1)  # it stops mid-traffic
+        stop()
+        hold(seconds)  # the fault: stopped while shoppers shop
+        open_during = breakers_open()
+        start()  # returns once it answers
+        returned = time.monotonic()
+        # Shoppers shop on as the breakers probe the returned store, replay the journal and close.
+        wait_until(lambda: breakers_open() == 0, timeout=120, interval=0.25)
+        closed_after = time.monotonic() - returned
+        run_traffic_for(1)
+    return open_during, closed_after
 
 
 def verify(shoppers: list[ScriptedShopper], instances: list[ShopServer], outcome: Outcome) -> None:

@@ -213,9 +213,7 @@ class RedisClusterGroup:
                 if " fail" in node.execute_command("CLUSTER", "NODES").replace(",fail", " fail"):
                     return False  # "fail" or "fail?" among some node's flags
             owners = self.primaries()
-            linked = all(
-                redis.Redis(port=port).info("replication").get("connected_slaves", 0) >= 1 for port in owners
-            )
+            linked = all(redis.Redis(port=port).info("replication").get("connected_slaves", 0) >= 1 for port in owners)
         except (redis.RedisError, ServiceUnavailable):
             return False
         covered = sum(end - start + 1 for ranges in owners.values() for start, end in ranges)

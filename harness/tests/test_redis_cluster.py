@@ -25,6 +25,7 @@ from harness.load.scenario import (
     ScriptedShopper,
     hold,
     run_traffic_for,
+    stopped_while_shopping,
     traffic,
     verify,
     write_table,
@@ -174,16 +175,13 @@ def test_4_flushall_on_every_primary(rig):
 
 def test_5_the_whole_cluster_stopped_for_ten_seconds(rig):
     outcome = Outcome("C5. every node stopped 10 s, started")
-    with traffic(rig.shoppers, outcome):
-        run_traffic_for(1)
-        rig.redis.stop_servers()
-        hold(10)  # the fault: no node answers while shoppers shop
-        open_during = rig.cluster.breakers_open()
-        rig.redis.start_servers()  # returns once the cluster is ok again
-        returned = time.monotonic()
-        wait_until(lambda: rig.cluster.breakers_open() == 0, timeout=120, interval=0.25)
-        closed_after = time.monotonic() - returned
-        run_traffic_for(1)
+    open_during, closed_after = stopped_while_shopping(
+        rig.shoppers,
+        outcome,
+        stop=rig.redis.stop_servers,
+        start=rig.redis.start_servers,  # returns once the cluster is ok again
+        breakers_open=rig.cluster.breakers_open,
+    )
     rig.notes.append(
         f"C5: {open_during} worker breakers were open with the cluster stopped; all closed {closed_after:.1f} s "
         "after it was back, under traffic."

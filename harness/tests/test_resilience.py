@@ -32,6 +32,7 @@ from harness.load.scenario import (
     hold,
     run_traffic_for,
     server_orders,
+    stopped_while_shopping,
     traffic,
     verify,
     write_table,
@@ -42,7 +43,7 @@ from harness.servers.cluster import Cluster, cluster_env, prepare_database, prod
 from harness.servers.container import run_job
 from harness.servers.image import build_image
 from harness.servers.shop import BASE_DIR, ShopServer
-from harness.testing import access_lines, wait_until
+from harness.testing import access_lines
 
 pytestmark = pytest.mark.resilience
 
@@ -139,17 +140,9 @@ def test_3_redis_flushall(rig):
 
 def test_4a_redis_stopped_for_ten_seconds(rig):
     outcome = Outcome("4a. Redis stopped 10 s, started")
-    with traffic(rig.shoppers, outcome):
-        run_traffic_for(1)  # Redis stops mid-traffic
-        rig.redis.stop()
-        hold(10)  # the fault: Redis stays stopped 10 s while shoppers shop
-        open_during = rig.cluster.breakers_open()
-        rig.redis.start()  # returns once it listens
-        returned = time.monotonic()
-        # Shoppers shop on as the instances' breakers probe the returned Redis, replay the journal and close.
-        wait_until(lambda: rig.cluster.breakers_open() == 0, timeout=120, interval=0.25)
-        closed_after = time.monotonic() - returned
-        run_traffic_for(1)
+    open_during, closed_after = stopped_while_shopping(
+        rig.shoppers, outcome, stop=rig.redis.stop, start=rig.redis.start, breakers_open=rig.cluster.breakers_open
+    )
     rig.notes.append(
         f"4a: {open_during} worker breakers were open with Redis stopped; all closed {closed_after:.1f} s "
         "after Redis returned, under traffic."
