@@ -32,7 +32,7 @@ from django_redis.pool import ConnectionFactory
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -145,10 +145,10 @@ class ReplicatedClusterClient(ClusterClient):
             try:
                 *answers, acks = pipe.execute()
             except ResponseError as error:  # MOVED or ASK: the slot map is stale, or the slot is moving
-                _slots_refresh(cluster)
+                slots_refresh(cluster)
                 raise ReplicaLagError(f"a session write met a slot on the move: {error}") from error
             except (RedisConnectionError, RedisTimeoutError):
-                _slots_refresh(cluster)  # the primary may have failed over: ask the others who owns its slots
+                slots_refresh(cluster)  # the primary may have failed over: ask the others who owns its slots
                 raise
             if acks < self.replica_acks:
                 raise ReplicaLagError(f"{acks} of {self.replica_acks} replicas acknowledged a session write")
@@ -195,7 +195,10 @@ class ReplicatedClusterClient(ClusterClient):
         return sum(self._acknowledged(keys, write, version))
 
 
-def _slots_refresh(cluster: RedisCluster) -> None:
-    """Read the slot map again from any node that answers, for the next write; a failure is left to the next one."""
-    with contextlib.suppress(RedisError, RedisClusterException):
+def slots_refresh(cluster: RedisCluster) -> None:
+    """Read the slot map again from any node that answers, for the next call.
+
+    Any failure (no node answers, or those that do serve no slot) keeps the old map for the next try.
+    """
+    with contextlib.suppress(Exception):
         cluster.nodes_manager.initialize()

@@ -24,7 +24,6 @@ key its shard failed to take, cost every shard its cache. Here:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -41,6 +40,7 @@ from redis.crc import key_slot
 
 from durable_sessions.cache.backend import REDIS_ERRORS, SessionRedisCache
 from durable_sessions.cache.breaker import CLOSED, HALF_OPEN, HALF_OPEN_PROBE_INTERVAL, OPEN, Breaker
+from durable_sessions.cache.cluster import slots_refresh
 from durable_sessions.cache.journal import (
     JournalWatcher,
     journal_replay,
@@ -260,10 +260,7 @@ class ClusterSessionCache(SessionRedisCache):
         healthy = False
         try:
             cluster: RedisCluster = self._redis()
-            # Any failure to read the slot map (none answers, or the ones that do serve no slot) leaves the
-            # old one to the ping below.
-            with contextlib.suppress(Exception):
-                cluster.nodes_manager.initialize()
+            slots_refresh(cluster)
             primaries = {node.name for node in cluster.get_primaries()}
             self.shards.retire_all_but(primaries | {NO_PRIMARY})
             node = cluster.get_node(node_name=breaker.name) if breaker.name in primaries else None
